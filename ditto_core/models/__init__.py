@@ -1,0 +1,1 @@
+"""The official networks, one per file; attribute names equal the checkpoint keys."""
