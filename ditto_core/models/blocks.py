@@ -1,0 +1,281 @@
+"""Building blocks shared by the LivePortrait renderer networks (F, W, G).
+
+Attribute names equal the official checkpoint keys (``conv``, ``norm``, ``down_blocks``,
+``weight_orig`` ...). Every block works for any batch size and under ``torch.autocast``.
+Spatial conventions: 3-D feature volumes are ``(B, C, D, H, W)``; keypoints are
+``(B, K, 3)`` in normalised ``(x, y, z)`` coordinates, x right, y down, z into the image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "make_coordinate_grid",
+    "kp2gaussian",
+    "SameBlock2d",
+    "DownBlock2d",
+    "DownBlock3d",
+    "UpBlock3d",
+    "ResBlock3d",
+    "HourglassEncoder",
+    "HourglassDecoder",
+    "Hourglass",
+    "SpectralNormConv2d",
+    "SPADE",
+    "SPADEResnetBlock",
+]
+
+
+def make_coordinate_grid(
+    spatial_size: tuple[int, int, int], *, dtype: torch.dtype, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Identity sampling grid ``(D, H, W, 3)`` holding ``(x, y, z)``.
+
+    Each axis is ``2 * (i / (n - 1)) - 1`` (corner-aligned values in [-1, 1]); the official
+    code nevertheless samples with ``align_corners=False``, and so do we.
+    """
+    d, h, w = (int(s) for s in spatial_size)
+    if min(d, h, w) < 2:
+        raise ValueError(f"spatial_size must be at least 2 along every axis, got {spatial_size}")
+    x = torch.arange(w, device=device).to(dtype)
+    y = torch.arange(h, device=device).to(dtype)
+    z = torch.arange(d, device=device).to(dtype)
+    x = 2 * (x / (w - 1)) - 1
+    y = 2 * (y / (h - 1)) - 1
+    z = 2 * (z / (d - 1)) - 1
+    xx = x.view(1, 1, w).expand(d, h, w)
+    yy = y.view(1, h, 1).expand(d, h, w)
+    zz = z.view(d, 1, 1).expand(d, h, w)
+    return torch.stack([xx, yy, zz], dim=3)
+
+
+def kp2gaussian(kp: torch.Tensor, spatial_size: tuple[int, int, int], kp_variance: float) -> torch.Tensor:
+    """Gaussian heatmaps ``(B, K, D, H, W)``: ``exp(-0.5 * |grid - kp|^2 / kp_variance)`` for ``kp`` ``(B, K, 3)``."""
+    grid = make_coordinate_grid(spatial_size, dtype=kp.dtype, device=kp.device)
+    bs, k = kp.shape[:2]
+    diff = grid.view(1, 1, *grid.shape) - kp.view(bs, k, 1, 1, 1, 3)
+    return torch.exp(-0.5 * (diff**2).sum(-1) / kp_variance)
+
+
+class SameBlock2d(nn.Module):
+    """Conv2d, BatchNorm2d, ReLU (or LeakyReLU(0.01)); keeps the spatial size."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1, lrelu: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size=kernel_size, padding=padding)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.ac: nn.Module = nn.LeakyReLU(0.01) if lrelu else nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ac(self.norm(self.conv(x)))
+
+
+class DownBlock2d(nn.Module):
+    """Conv2d k3, BatchNorm2d, ReLU, AvgPool 2x2: ``(B, Cin, H, W) -> (B, Cout, H/2, W/2)``."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size=kernel_size, padding=padding)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.pool = nn.AvgPool2d(kernel_size=(2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.relu(self.norm(self.conv(x))))
+
+
+class DownBlock3d(nn.Module):
+    """Conv3d k3, BatchNorm3d, ReLU, AvgPool (1,2,2): ``(B, Cin, D, H, W) -> (B, Cout, D, H/2, W/2)``."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv3d(in_features, out_features, kernel_size=kernel_size, padding=padding)
+        self.norm = nn.BatchNorm3d(out_features, affine=True)
+        self.pool = nn.AvgPool3d(kernel_size=(1, 2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.relu(self.norm(self.conv(x))))
+
+
+class UpBlock3d(nn.Module):
+    """Nearest upsampling (1,2,2), Conv3d k3, BatchNorm3d, ReLU."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv3d(in_features, out_features, kernel_size=kernel_size, padding=padding)
+        self.norm = nn.BatchNorm3d(out_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
+        return F.relu(self.norm(self.conv(x)))
+
+
+class ResBlock3d(nn.Module):
+    """Pre-activation residual block: BN, ReLU, Conv3d, BN, ReLU, Conv3d, plus the input."""
+
+    def __init__(self, in_features: int, kernel_size: int = 3, padding: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_features, in_features, kernel_size=kernel_size, padding=padding)
+        self.conv2 = nn.Conv3d(in_features, in_features, kernel_size=kernel_size, padding=padding)
+        self.norm1 = nn.BatchNorm3d(in_features, affine=True)
+        self.norm2 = nn.BatchNorm3d(in_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.norm1(x)))
+        out = self.conv2(F.relu(self.norm2(out)))
+        return out + x
+
+
+def _hourglass_widths(block_expansion: int, max_features: int, i: int) -> int:
+    return min(max_features, block_expansion * (2**i))
+
+
+class HourglassEncoder(nn.Module):
+    """``num_blocks`` DownBlock3d; returns the input and every block's output (skips for the decoder)."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int):
+        super().__init__()
+        blocks = []
+        for i in range(num_blocks):
+            cin = in_features if i == 0 else _hourglass_widths(block_expansion, max_features, i)
+            blocks.append(DownBlock3d(cin, _hourglass_widths(block_expansion, max_features, i + 1)))
+        self.down_blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = [x]
+        for block in self.down_blocks:
+            outs.append(block(outs[-1]))
+        return outs
+
+
+class HourglassDecoder(nn.Module):
+    """UpBlock3d chain concatenating the encoder skips, then Conv3d k3, BatchNorm3d, ReLU."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int):
+        super().__init__()
+        blocks = []
+        for i in reversed(range(num_blocks)):
+            mult = 1 if i == num_blocks - 1 else 2
+            cin = mult * _hourglass_widths(block_expansion, max_features, i + 1)
+            blocks.append(UpBlock3d(cin, _hourglass_widths(block_expansion, max_features, i)))
+        self.up_blocks = nn.ModuleList(blocks)
+        self.out_filters = block_expansion + in_features
+        self.conv = nn.Conv3d(self.out_filters, self.out_filters, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm3d(self.out_filters, affine=True)
+
+    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        out = skips[-1]
+        for block, skip in zip(self.up_blocks, reversed(skips[:-1])):
+            out = torch.cat([block(out), skip], dim=1)
+        return F.relu(self.norm(self.conv(out)))
+
+
+class Hourglass(nn.Module):
+    """3-D U-Net: ``(B, in_features, D, H, W) -> (B, block_expansion + in_features, D, H, W)``.
+
+    H and W must be divisible by ``2 ** num_blocks``.
+    """
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
+        super().__init__()
+        self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
+        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
+        self.out_filters = self.decoder.out_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class SpectralNormConv2d(nn.Module):
+    """Conv2d whose weight is ``weight_orig / sigma`` with ``sigma = u . (W_mat v)`` (inference form).
+
+    Holds the same entries as ``torch.nn.utils.spectral_norm(nn.Conv2d(...))``: parameters
+    ``bias`` (optional) and ``weight_orig`` ``(out, in, k, k)``, buffers ``weight_u`` ``(out,)``
+    and ``weight_v`` ``(in*k*k,)``. No power iteration is run (the stored ``u``, ``v`` are used
+    as they are, as torch does in eval mode), so training mode changes nothing. ``sigma`` is
+    computed in float32 even under autocast.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        padding: int = 0,
+        dilation: int = 1,
+        bias: bool = True,
+    ):
+        super().__init__()
+        self.padding = padding
+        self.dilation = dilation
+        # Registration order as torch's hook leaves it: bias, weight_orig, then the buffers.
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.weight_orig = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        nn.init.kaiming_uniform_(self.weight_orig, a=5**0.5)
+        self.register_buffer("weight_u", F.normalize(torch.randn(out_channels), dim=0, eps=1e-12))
+        self.register_buffer("weight_v", F.normalize(torch.randn(in_channels * kernel_size**2), dim=0, eps=1e-12))
+
+    def sigma(self) -> torch.Tensor:
+        """The spectral-norm estimate ``u . (W_mat v)`` as a float32 scalar tensor."""
+        w = self.weight_orig.float().reshape(self.weight_orig.shape[0], -1)
+        # Elementwise products and sums: not re-cast to half precision by autocast.
+        wv = (w * self.weight_v.float()).sum(dim=1)
+        return (self.weight_u.float() * wv).sum()
+
+    def weight(self) -> torch.Tensor:
+        """The normalised conv weight ``(out, in, k, k)`` in ``weight_orig``'s dtype."""
+        return (self.weight_orig.float() / self.sigma()).to(self.weight_orig.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight(), self.bias, padding=self.padding, dilation=self.dilation)
+
+
+class SPADE(nn.Module):
+    """Spatially adaptive norm: ``instance_norm(x) * (1 + gamma(seg)) + beta(seg)``.
+
+    ``seg`` ``(B, label_nc, h, w)`` is nearest-resized to ``x``'s size first.
+    """
+
+    def __init__(self, norm_nc: int, label_nc: int, nhidden: int = 128):
+        super().__init__()
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, nhidden, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, kernel_size=3, padding=1)
+        self.mlp_beta = nn.Conv2d(nhidden, norm_nc, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        normalized = F.instance_norm(x, eps=1e-5)
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        actv = self.mlp_shared(seg)
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class SPADEResnetBlock(nn.Module):
+    """SPADE residual block with spectral-normed convs; LeakyReLU(0.2) activations.
+
+    ``out = shortcut(x) + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x))))))``; the shortcut is
+    ``conv_s(norm_s(x))`` (1x1, no bias) when ``fin != fout``, else ``x``.
+    """
+
+    def __init__(self, fin: int, fout: int, label_nc: int):
+        super().__init__()
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.conv_0 = SpectralNormConv2d(fin, fmiddle, kernel_size=3, padding=1)
+        self.conv_1 = SpectralNormConv2d(fmiddle, fout, kernel_size=3, padding=1)
+        if self.learned_shortcut:
+            self.conv_s = SpectralNormConv2d(fin, fout, kernel_size=1, bias=False)
+        self.norm_0 = SPADE(fin, label_nc)
+        self.norm_1 = SPADE(fmiddle, label_nc)
+        if self.learned_shortcut:
+            self.norm_s = SPADE(fin, label_nc)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+        return x_s + dx
