@@ -1,0 +1,333 @@
+"""H.264 mp4 writer with an AAC audio track, frame by frame, through PyAV (no ffmpeg binary).
+
+``VideoWriter`` streams frames to the encoder as they come, and feeds the audio track up to the
+time of each written frame, so the two streams are interleaved and memory does not grow with the
+clip length. The file is written under a temporary name in the destination folder and renamed to
+the final name only when the writer is closed cleanly; after an error (including
+``KeyboardInterrupt``) the temporary file is removed and the final path is left as it was.
+
+Odd frame sizes: yuv420p needs even width and height, so a frame with an odd dimension is padded
+by one row and/or column that repeats its last row/column (edge padding; nothing is cropped and
+nothing is rescaled). The written video is then ``(H + H % 2, W + W % 2)``.
+
+``probe_video`` reads back what a file holds (used by the tests and by callers that check outputs).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
+
+#: H.264 encoders tried in this order (the PyAV wheels ship libx264)
+H264_ENCODERS: tuple[str, ...] = ("libx264", "libopenh264", "h264_videotoolbox", "h264_nvenc", "h264_qsv", "h264_amf")
+#: sample rates the AAC encoder accepts; other input rates are resampled to 48 kHz
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+class VideoWriterError(RuntimeError):
+    """The writer cannot do what was asked (no H.264 encoder, write after close, ...)."""
+
+
+def _av():
+    try:
+        import av  # noqa: PLC0415
+    except ImportError as e:  # pragma: no cover - av is a hard dependency of the project
+        raise VideoWriterError("writing mp4 needs the 'av' package (PyAV): pip install av") from e
+    return av
+
+
+def h264_encoder_name(preferred: str | None = None) -> str:
+    """The first H.264 encoder this PyAV build has (``preferred`` first if given).
+
+    Raises ``VideoWriterError`` naming the encoders tried when none is available.
+    """
+    av = _av()
+    names = ((preferred,) if preferred else ()) + tuple(n for n in H264_ENCODERS if n != preferred)
+    for name in names:
+        try:
+            codec = av.Codec(name, "w")
+        except Exception:  # noqa: BLE001 - unknown codec name or no encoder in this build
+            continue
+        if codec.type == "video":
+            return name
+    raise VideoWriterError(
+        f"no H.264 encoder in this PyAV build (tried {', '.join(names)}); install a PyAV wheel with libx264 (pip install av)"
+    )
+
+
+def _as_frames(frames: Any) -> np.ndarray:
+    """(H, W, 3) or (N, H, W, 3) uint8 RGB -> (N, H, W, 3) uint8, or a ValueError."""
+    arr = np.asarray(frames.detach().cpu() if hasattr(frames, "detach") else frames)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"frames: expected uint8 RGB of shape (H, W, 3) or (N, H, W, 3), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"frames: expected dtype uint8 (0-255 RGB), got {arr.dtype}; convert with (x * 255).round().clip(0, 255)")
+    if arr.shape[1] < 2 or arr.shape[2] < 2:
+        raise ValueError(f"frames: each frame must be at least 2x2 pixels, got {arr.shape[1]}x{arr.shape[2]}")
+    return arr
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    """Pad an (H, W, 3) frame to even H and W by repeating its last row / column."""
+    h, w = frame.shape[:2]
+    ph, pw = h % 2, w % 2
+    if ph == 0 and pw == 0:
+        return frame
+    return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def _as_audio(audio: Any) -> np.ndarray:
+    """Mono float32 samples in [-1, 1] from (T,), (T, 1) or (1, T); other shapes raise."""
+    arr = np.asarray(audio.detach().cpu() if hasattr(audio, "detach") else audio)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise ValueError(f"audio_16k: expected a mono waveform of shape (T,), got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("audio_16k: the waveform holds NaN or inf values")
+    return arr
+
+
+class VideoWriter:
+    """Write an H.264 (yuv420p) mp4 frame by frame, with an optional mono AAC track.
+
+    Use as a context manager::
+
+        with VideoWriter("out.mp4", fps=25, audio_16k=wave) as w:
+            for frame in frames:          # (H, W, 3) uint8 RGB
+                w.write(frame)
+
+    Args:
+        path: final file name. The parent folder must exist. An existing file there is
+            replaced only on a clean close.
+        fps: frame rate (frames per second, may be fractional, e.g. 30000/1001).
+        audio_16k: mono waveform (T,) float in [-1, 1] (integers are scaled) at
+            ``audio_sample_rate`` Hz, or None for a silent video. The whole waveform is written
+            (it is not cut to the video length).
+        audio_sample_rate: sample rate of ``audio_16k`` in Hz. AAC is encoded at that rate when
+            AAC supports it, otherwise at 48 kHz.
+        crf: x264 constant rate factor (0 lossless .. 51; 18 is visually lossless).
+        preset: x264 preset ("ultrafast" .. "veryslow").
+        audio_bitrate: AAC bit rate in bit/s.
+        encoder: H.264 encoder name to prefer; None tries ``H264_ENCODERS`` in order.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float = 25,
+        audio_16k: np.ndarray | None = None,
+        audio_sample_rate: int = 16000,
+        crf: int = 18,
+        preset: str = "medium",
+        audio_bitrate: int = 128_000,
+        encoder: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise ValueError(f"path: the folder {self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise ValueError(f"path: {self.path} is a folder, expected a file name")
+        fps_frac = Fraction(fps).limit_denominator(1_000_000)
+        if fps_frac <= 0:
+            raise ValueError(f"fps: expected a positive frame rate, got {fps}")
+        if not 0 <= int(crf) <= 51:
+            raise ValueError(f"crf: expected 0..51, got {crf}")
+        self.fps = fps_frac
+        self.crf = int(crf)
+        self.preset = preset
+        self.audio: np.ndarray | None = None if audio_16k is None else _as_audio(audio_16k)
+        if self.audio is not None and int(audio_sample_rate) <= 0:
+            raise ValueError(f"audio_sample_rate: expected a positive rate in Hz, got {audio_sample_rate}")
+        self.audio_rate = int(audio_sample_rate)
+        self.audio_bitrate = int(audio_bitrate)
+        self.encoder = h264_encoder_name(encoder)
+
+        self.tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial")
+        self.frames_written = 0
+        self.size: tuple[int, int] | None = None  # (H, W) of the input frames
+        self._audio_sent = 0  # samples of self.audio already given to the encoder
+        self._av = _av()
+        self._container = None
+        self._vstream = None
+        self._astream = None
+        self._state = "new"  # new -> open -> closed | aborted
+
+    # -- context manager ---------------------------------------------------------------------
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self) -> None:  # a writer dropped without close() leaves no temporary file
+        try:
+            if getattr(self, "_state", "closed") in ("new", "open"):
+                self.abort()
+        except Exception:  # noqa: BLE001 - best effort at interpreter shutdown
+            pass
+
+    # -- writing -------------------------------------------------------------------------------
+    def _open(self, h: int, w: int) -> None:
+        av = self._av
+        self._container = av.open(str(self.tmp_path), mode="w", format="mp4")
+        try:
+            vs = self._container.add_stream(self.encoder, rate=self.fps)
+            vs.width = w + w % 2
+            vs.height = h + h % 2
+            vs.pix_fmt = "yuv420p"
+            vs.codec_context.time_base = 1 / self.fps
+            if self.encoder == "libx264":
+                vs.options = {"crf": str(self.crf), "preset": self.preset}
+            else:
+                vs.bit_rate = max(1_000_000, int(w * h * float(self.fps) * 0.15))
+            self._vstream = vs
+            if self.audio is not None:
+                rate = self.audio_rate if self.audio_rate in _AAC_RATES else 48000
+                a = self._container.add_stream("aac", rate=rate)
+                a.layout = "mono"
+                a.bit_rate = self.audio_bitrate
+                self._astream = a
+        except BaseException:
+            self._container.close()
+            raise
+        self._state = "open"
+
+    def write(self, frames: Any) -> None:
+        """Append one frame (H, W, 3) or a batch (N, H, W, 3) of uint8 RGB frames."""
+        if self._state in ("closed", "aborted"):
+            raise VideoWriterError(f"write: the writer for {self.path} is already {self._state}")
+        arr = _as_frames(frames)
+        h, w = int(arr.shape[1]), int(arr.shape[2])
+        if self.size is None:
+            self.size = (h, w)
+            self._open(h, w)
+        elif (h, w) != self.size:
+            raise ValueError(f"frames: size {h}x{w} differs from the first frame's {self.size[0]}x{self.size[1]}")
+        av = self._av
+        for frame in arr:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad_even(frame)), format="rgb24")
+            vf.pts = self.frames_written
+            vf.time_base = 1 / self.fps
+            for packet in self._vstream.encode(vf):
+                self._container.mux(packet)
+            self.frames_written += 1
+            self._send_audio(self.frames_written / self.fps)
+
+    write_batch = write
+
+    def _send_audio(self, until_s: float | Fraction | None) -> None:
+        """Give the encoder the audio up to ``until_s`` seconds (None: all of it)."""
+        if self._astream is None or self.audio is None:
+            return
+        end = len(self.audio) if until_s is None else min(len(self.audio), int(round(until_s * self.audio_rate)))
+        if end <= self._audio_sent:
+            return
+        chunk = self.audio[self._audio_sent : end]
+        af = self._av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        af.sample_rate = self.audio_rate
+        af.pts = self._audio_sent
+        af.time_base = Fraction(1, self.audio_rate)
+        for packet in self._astream.encode(af):
+            self._container.mux(packet)
+        self._audio_sent = end
+
+    # -- finishing -----------------------------------------------------------------------------
+    def close(self) -> Path:
+        """Flush the encoders, finish the file and move it to its final name; returns that path."""
+        if self._state == "closed":
+            return self.path
+        if self._state == "aborted":
+            raise VideoWriterError(f"close: the writer for {self.path} was aborted")
+        if self.frames_written == 0:
+            self.abort()
+            raise VideoWriterError(f"close: no frames were written to {self.path}; no file was made")
+        try:
+            self._send_audio(None)
+            for packet in self._vstream.encode(None):
+                self._container.mux(packet)
+            if self._astream is not None:
+                for packet in self._astream.encode(None):
+                    self._container.mux(packet)
+            self._container.close()
+            self._container = None
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and delete the temporary file; the final path is not touched."""
+        if self._state in ("closed", "aborted"):
+            return
+        self._state = "aborted"
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
+            self._container = None
+        try:
+            self.tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What an mp4 holds: ``dict(frames, fps, width, height, audio_seconds, has_audio)``.
+
+    ``frames`` is counted by decoding the video stream; ``fps`` is the stream's average rate
+    (float); ``audio_seconds`` is the audio stream's duration in seconds (0.0 without audio),
+    which excludes the AAC padding. Also returns ``video_codec``, ``pix_fmt``, ``audio_codec``,
+    ``audio_sample_rate`` and ``audio_decoded_seconds`` (whole decoded AAC frames).
+    """
+    av = _av()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: {path} is not a file")
+    with av.open(str(path)) as c:
+        if not c.streams.video:
+            raise ValueError(f"{path}: no video stream")
+        vs = c.streams.video[0]
+        info: dict[str, Any] = {
+            "width": int(vs.codec_context.width),
+            "height": int(vs.codec_context.height),
+            "fps": float(vs.average_rate) if vs.average_rate else float("nan"),
+            "video_codec": vs.codec_context.name,
+            "pix_fmt": vs.codec_context.pix_fmt,
+        }
+        frames = sum(1 for _ in c.decode(vs))
+        info["frames"] = frames
+    with av.open(str(path)) as c:
+        info["has_audio"] = bool(c.streams.audio)
+        info["audio_seconds"] = 0.0
+        info["audio_codec"] = None
+        info["audio_sample_rate"] = None
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            info["audio_codec"] = a.codec_context.name
+            info["audio_sample_rate"] = int(a.codec_context.sample_rate)
+            n = sum(f.samples for f in c.decode(a))
+            decoded = n / float(a.codec_context.sample_rate)
+            info["audio_decoded_seconds"] = decoded  # whole AAC frames (1024 samples) decoded
+            # the stream duration honours the encoder's priming/padding trim (edit list)
+            info["audio_seconds"] = float(a.duration * a.time_base) if a.duration else decoded
+    return info
