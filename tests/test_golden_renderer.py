@@ -11,6 +11,8 @@ import torch
 from conftest import assert_close_rel, load_golden, rel_l2
 from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.motion_extractor import MotionExtractor
+from ditto_core.models.spade_decoder import SPADEDecoder
+from ditto_core.models.warping import WarpingNetwork
 from ditto_core.weights import apply_weight_rule
 
 pytestmark = pytest.mark.golden
@@ -43,3 +45,58 @@ def test_motion_extractor_matches_official(golden):
     assert len(out) == len(names)
     for name, value in zip(names, out):
         assert_close_rel(value, g[name], TOL, name)
+
+
+@pytest.fixture(scope="module")
+def warp_run() -> dict:
+    """The warp file's inputs through our F then W, computed once (several seconds on a CPU)."""
+    g = load_golden("warp")
+    appearance = apply_weight_rule(AppearanceFeatureExtractor(), g.salt)
+    warp = apply_weight_rule(WarpingNetwork(), g.salt)
+    with torch.no_grad():
+        f_s = appearance(_image(g))
+        out = warp(f_s, g["kp_source"], g["kp_driving"])
+    return {"golden": g, "f_s": f_s, "out": out, "warp": warp}
+
+
+@pytest.fixture(scope="module")
+def decoder_run(warp_run) -> dict:
+    """Our G on our W output (the decoder file's feature), computed once."""
+    g = load_golden("decoder")
+    decoder = apply_weight_rule(SPADEDecoder(), g.salt)
+    with torch.no_grad():
+        image = decoder(warp_run["out"])
+    return {"golden": g, "image": image, "decoder": decoder}
+
+
+def test_warp_matches_official(warp_run):
+    g, out = warp_run["golden"], warp_run["out"]
+    assert out.shape == (1, 256, 64, 64)
+    assert_close_rel(out[:, :, ::2, ::2], g["out_sub"], TOL, "out_sub")
+    assert_close_rel(out.double().sum().reshape(1), g["out_sum"].double(), TOL, "out_sum")
+
+
+def test_decoder_matches_official(warp_run, decoder_run):
+    g, image = decoder_run["golden"], decoder_run["image"]
+    assert_close_rel(warp_run["out"][:, :, ::2, ::2], g["feature_sub_check"], TOL, "feature_sub_check")
+    assert image.shape == (1, 3, 512, 512)
+    assert_close_rel(image[:, :, ::2, ::2], g["image_sub"], TOL, "image_sub")
+    assert_close_rel(image.double().sum().reshape(1), g["image_sum"].double(), TOL, "image_sum")
+
+
+def test_warp_and_decoder_batch_equals_single(warp_run, decoder_run):
+    """B = 2 gives each item's B = 1 result (on a 32x32 crop of the volume to keep it cheap)."""
+    g, warp, decoder = warp_run["golden"], warp_run["warp"], decoder_run["decoder"]
+    f_s = warp_run["f_s"][..., :32, :32]
+    f_pair = torch.cat([f_s, f_s.flip(-1)], dim=0)
+    kp_s = torch.cat([g["kp_source"], g["kp_driving"]], dim=0)
+    kp_d = torch.cat([g["kp_driving"], g["kp_source"]], dim=0)
+    with torch.no_grad():
+        out_pair = warp(f_pair, kp_s, kp_d)
+        img_pair = decoder(out_pair)
+        for i in range(2):
+            out_i = warp(f_pair[i : i + 1], kp_s[i : i + 1], kp_d[i : i + 1])
+            assert rel_l2(out_pair[i : i + 1], out_i) < 1e-5, f"warp item {i}"
+            img_i = decoder(out_pair[i : i + 1])
+            assert rel_l2(img_pair[i : i + 1], img_i) < 1e-5, f"decoder item {i}"
+    assert rel_l2(out_pair[0], out_pair[1]) > 1e-2  # the two items really differ
