@@ -58,15 +58,26 @@ def dict_to_motion(info: MotionDict) -> torch.Tensor:
     """
     parts = []
     for k in MOTION_KEYS:
+        if k not in info:
+            raise ValueError(f"motion dict is missing {k!r} (needs {MOTION_KEYS})")
         v = info[k]
+        n = _SLICES[k].stop - _SLICES[k].start
+        if v.ndim == 0 or v.shape[-1] != n:
+            raise ValueError(f"motion dict entry {k!r} must have {n} values in its last dim, got {tuple(v.shape)}")
         if k == "scale":
             v = v - 1
-        parts.append(v.reshape(*v.shape[:-1], _SLICES[k].stop - _SLICES[k].start))
-    return torch.cat(parts, dim=-1)
+        parts.append(v)
+    try:
+        return torch.cat(parts, dim=-1)
+    except RuntimeError as e:
+        shapes = {k: tuple(info[k].shape) for k in MOTION_KEYS}
+        raise ValueError(f"motion dict entries have different leading shapes: {shapes}") from e
 
 
 def bins_to_degrees(logits: torch.Tensor) -> torch.Tensor:
     """66-bin logits ``(..., 66)`` -> degrees ``(...)``: ``softmax . arange(66) * 3 - 97.5``."""
+    if logits.ndim == 0 or logits.shape[-1] != NUM_BINS:
+        raise ValueError(f"pose logits must have {NUM_BINS} bins in the last dim, got shape {tuple(logits.shape)}")
     idx = torch.arange(NUM_BINS, dtype=logits.dtype, device=logits.device)
     prob = torch.softmax(logits, dim=-1)
     return (prob * idx).sum(-1) * 3 - 97.5
@@ -101,15 +112,26 @@ def transform_keypoint(info: MotionDict) -> torch.Tensor:
     """LivePortrait Eq. 2 on a motion dict with ``kp``: ``scale * (kp @ R + exp)``, then ``xy += t_xy``.
 
     ``kp`` and ``exp`` are ``(B, 63)`` or ``(B, 21, 3)``; ``scale`` ``(B, 1)``; ``t`` ``(B, 3)`` (t_z unused);
-    pose entries logits ``(B, 66)`` or degrees. Returns ``(B, 21, 3)``.
+    pose entries 66-bin logits ``(B, 66)`` or degrees ``(B, 1)`` / ``(B,)``. Returns ``(B, 21, 3)``.
     """
+    for k in ("kp", "scale", "pitch", "yaw", "roll", "t", "exp"):
+        if k not in info:
+            raise ValueError(f"transform_keypoint needs {k!r} in the motion dict")
     kp = info["kp"]
     bs = kp.shape[0]
-    rot = rotation_matrix(
-        pose_to_degrees(info["pitch"]).reshape(bs),
-        pose_to_degrees(info["yaw"]).reshape(bs),
-        pose_to_degrees(info["roll"]).reshape(bs),
-    ).to(kp.dtype)
+    for k, n in (("kp", 3 * NUM_KP), ("exp", 3 * NUM_KP), ("scale", 1), ("t", 3)):
+        if info[k].numel() != bs * n:
+            raise ValueError(f"{k!r} must hold {n} values per frame for batch {bs}, got shape {tuple(info[k].shape)}")
+
+    def _deg(k: str) -> torch.Tensor:
+        p = info[k]
+        # a 1-d tensor is already degrees (one per frame), as in the official ``bin66_to_degree``
+        d = p if p.ndim == 1 else pose_to_degrees(p)
+        if d.numel() != bs:
+            raise ValueError(f"{k!r} must be (B, 66) logits or (B, 1)/(B,) degrees for batch {bs}, got {tuple(p.shape)}")
+        return d.reshape(bs)
+
+    rot = rotation_matrix(_deg("pitch"), _deg("yaw"), _deg("roll")).to(kp.dtype)
     out = kp.reshape(bs, NUM_KP, 3) @ rot + info["exp"].reshape(bs, NUM_KP, 3)
     out = out * info["scale"].reshape(bs, 1, 1)
     t = info["t"].reshape(bs, 3)
