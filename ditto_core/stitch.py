@@ -13,7 +13,7 @@ by ``StreamSDK._motion_stitch_worker`` (offline and online pipelines). Per frame
    stored (logits unless a delta was applied first); ``delta_exp`` adds to ``exp``.
 5. fade (``fade_type`` "d0": toward the first frame after step 4; "s": toward the source) by ``fade_alpha``
    on ``fade_out_keys``.
-6. gaze fix (``drive_eye``): eye keypoints follow the pose change relative to the source.
+6. gaze fix (with ``drive_eye``): eye keypoints follow the pose change relative to the source.
 7. LivePortrait Eq. 2 (``transform_keypoint``), then the stitching MLP.
 
 Pose entries are kept exactly as the official code keeps them: 66-bin logits, or one value in degrees once a
@@ -25,13 +25,12 @@ Differences from the official code, all intentional:
 * the blink index and the video source frame come from ``frame_idx`` (official: a call counter, which is the
   generated-frame index in both pipelines);
 * unknown control names raise ``ValueError`` (official: silently ignored); the caller's ctrl dicts are not mutated;
-* ``ch_info`` is supported through :attr:`StitchConfig.ch_scale` (only its frame-0 ``scale`` is used here).
+* ``ch_info`` is supported through :attr:`StitchConfig.ch_scale` (only its frame-0 ``scale`` is used here);
+* :attr:`StitchConfig.gaze_fix` can decouple the gaze fix from ``drive_eye`` (default: coupled, as official).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import numbers
 import random
 from dataclasses import dataclass, field
@@ -94,6 +93,8 @@ class StitchConfig:
     * ``num_frames``: the official ``N_d`` (-1 unknown: a 3000-frame blink schedule).
     * ``ch_scale``: ``ch_info['x_s_info_lst'][0]['scale']`` of a foreign conditioning source, or None. When set,
       the weights of exp and pose are multiplied by ``ch_scale / source scale`` (official ``_set_scale_ratio``).
+    * ``gaze_fix``: not an official option. ``None`` (official) applies the gaze fix exactly when the eyes are
+      driven; True/False force it on/off.
     """
 
     use_d_keys: Sequence[str] | Mapping[str, float] | None = None
@@ -107,6 +108,7 @@ class StitchConfig:
     overall_ctrl_info: Mapping[str, Any] = field(default_factory=dict)
     num_frames: int = -1
     ch_scale: float | None = None
+    gaze_fix: bool | None = None
 
     def __post_init__(self) -> None:
         if self.use_d_keys is not None:
@@ -138,6 +140,9 @@ class StitchConfig:
 
     def resolved_drive_eye(self, is_image: bool) -> bool:
         return bool(is_image) if self.drive_eye is None else bool(self.drive_eye)
+
+    def resolved_gaze_fix(self, is_image: bool) -> bool:
+        return self.resolved_drive_eye(is_image) if self.gaze_fix is None else bool(self.gaze_fix)
 
 
 def _check_fade_keys(keys: Any, what: str) -> None:
@@ -306,6 +311,7 @@ class MotionStitcher:
 
         self.use_d_keys = cfg.resolved_use_d_keys(self.is_image)
         self.drive_eye = cfg.resolved_drive_eye(self.is_image)
+        self.gaze_fix = cfg.resolved_gaze_fix(self.is_image)
         if cfg.ch_scale is not None:
             ratio = float(cfg.ch_scale) / float(self._sources[0]["scale"].reshape(()))
             if ratio != 1:
@@ -498,7 +504,7 @@ class MotionStitcher:
                     if k != "kp":
                         x[k] = x[k] * a + dst[k] * (1 - a)
 
-            if self.drive_eye:
+            if self.gaze_fix:
                 if self.pose_s is None:
                     self.pose_s = self._source_pose(src)
                 yaw_s, pitch_s = self.pose_s
@@ -668,7 +674,7 @@ class MotionStitcher:
                         x[k] = torch.where(on[:, None], x[k] * a + dst[k] * (1 - a), x[k])
 
             deg = {k: torch.where(is_deg[k], pose[k][:, 0], bins_to_degrees(pose[k])) for k in POSE_KEYS}
-            if self.drive_eye:
+            if self.gaze_fix:
                 if self.pose_s is None:
                     self.pose_s = self._source_pose({k: v[:1] for k, v in src.items()})
                 yaw_s, pitch_s = self.pose_s
