@@ -1,0 +1,316 @@
+"""The official config pickle (``ditto_cfg/v0.4_hubert_cfg_pytorch.pkl``) and the run defaults.
+
+The pickle is a plain dict ``{"base_cfg", "audio2motion_cfg", "default_kwargs"}`` of
+dicts, lists, numbers, strings and numpy arrays (ditto-spec §7). It is read with a
+restricted unpickler that can only build those (numpy arrays/scalars through numpy's own
+reconstruct functions, under both the numpy 1 ``numpy.core`` and numpy 2 ``numpy._core``
+names); any other global raises :class:`ConfigError` naming the file and the global.
+
+:class:`DittoDefaults` holds the official code fallbacks of ``StreamSDK.setup`` and is
+overridden by the pickle's ``default_kwargs`` (:meth:`DittoDefaults.from_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import layout
+
+__all__ = [
+    "ConfigError",
+    "load_config",
+    "restricted_loads",
+    "write_config_pickle",
+    "DittoDefaults",
+    "official_config_structure",
+    "MOTION_FEAT_DIM",
+    "AUDIO_FEAT_DIM",
+    "SEQ_FRAMES",
+]
+
+#: 265 = scale 1 + pitch/yaw/roll 3x66 + t 3 + exp 63
+MOTION_FEAT_DIM = 265
+#: the per-frame condition: HuBERT 1024 + emotion 8 + eye_open 2 + eye_ball 6 + sc 63 = 1103
+AUDIO_FEAT_DIM = 1024 + 8 + 2 + 6 + 63
+SEQ_FRAMES = 80
+
+
+class ConfigError(Exception):
+    """The config pickle is missing, unreadable, unsafe (a forbidden global) or not Ditto's structure."""
+
+
+# --------------------------------------------------------------------------- restricted unpickler
+
+_NUMPY_CORE_FUNCS = {
+    ("multiarray", "_reconstruct"),
+    ("multiarray", "scalar"),
+    ("numeric", "_frombuffer"),
+}
+_NUMPY_TYPES = {
+    "ndarray",
+    "dtype",
+    "bool_",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "longlong",
+    "ulonglong",
+    "intc",
+    "uintc",
+    "complex64",
+    "complex128",
+    "str_",
+    "bytes_",
+}
+_BUILTINS = {"set", "frozenset", "complex", "bytes", "bytearray", "slice", "range"}
+
+
+def _numpy_core_attr(submodule: str, name: str) -> Any:
+    """``numpy._core.<submodule>.<name>`` (numpy 2) or ``numpy.core.<submodule>.<name>`` (numpy 1)."""
+    for base in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{base}.{submodule}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise AttributeError(f"numpy has no {submodule}.{name}")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that builds only containers, numbers, strings, None/bool and numpy arrays."""
+
+    def __init__(self, file: io.BufferedIOBase, source: str):
+        super().__init__(file)
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        parts = module.split(".")
+        if len(parts) == 3 and parts[0] == "numpy" and parts[1] in ("core", "_core"):
+            if (parts[2], name) in _NUMPY_CORE_FUNCS:
+                return _numpy_core_attr(parts[2], name)
+        elif module == "numpy" and name in _NUMPY_TYPES:
+            import numpy
+
+            if hasattr(numpy, name):
+                return getattr(numpy, name)
+        elif module in ("builtins", "__builtin__") and name in _BUILTINS:
+            import builtins
+
+            return getattr(builtins, name)
+        elif module == "collections" and name == "OrderedDict":
+            import collections
+
+            return collections.OrderedDict
+        elif module == "_codecs" and name == "encode":  # protocol-2 bytes: encode(str, "latin1")
+            import _codecs
+
+            return _codecs.encode
+        raise ConfigError(
+            f"{self._source}: refused to load: the pickle needs the global {module}.{name}, which a Ditto "
+            "config never contains (only dicts, lists, numbers, strings and numpy arrays are allowed)"
+        )
+
+
+def restricted_loads(data: bytes, source: str = "<bytes>") -> Any:
+    """Unpickle ``data`` with the restricted unpickler; ``source`` names it in errors."""
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), source).load()
+    except ConfigError:
+        raise
+    except Exception as e:  # UnpicklingError, EOFError, ValueError, ... on a truncated/foreign file
+        text = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ConfigError(
+            f"{source}: not a readable config pickle (truncated, corrupt or of another format: "
+            f"{type(e).__name__}{': ' + text if text else ''})"
+        ) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an official config pickle: ``{"base_cfg", "audio2motion_cfg", "default_kwargs"}``.
+
+    Raises :class:`ConfigError` for a missing file, a forbidden global, a corrupt file or a
+    pickle that is not a dict with those three entries.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config pickle not found (expected {layout.BY_ROLE['config'].filename})")
+    cfg = restricted_loads(p.read_bytes(), str(p))
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{p}: not a Ditto config: it holds a {type(cfg).__name__}, expected a dict")
+    missing = [k for k in ("base_cfg", "audio2motion_cfg", "default_kwargs") if k not in cfg]
+    if missing:
+        raise ConfigError(f"{p}: not a Ditto config: missing {missing} (found keys {sorted(map(str, cfg))[:8]})")
+    for k in ("base_cfg", "audio2motion_cfg", "default_kwargs"):
+        if not isinstance(cfg[k], dict):
+            raise ConfigError(f"{p}: not a Ditto config: {k!r} is a {type(cfg[k]).__name__}, expected a dict")
+    return cfg
+
+
+def write_config_pickle(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> Path:
+    """Write ``cfg`` as a plain pickle (protocol 4), atomically (temporary file, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(dict(cfg), f, protocol=4)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+@dataclass
+class DittoDefaults:
+    """The run settings of ``StreamSDK.setup(**kwargs)`` with the official code fallbacks.
+
+    Units and shapes: ``emo`` is an int 0-7, a list, a list of lists or an ``(m, 8)`` array;
+    ``delta_eye_arr`` an ``(n, 63)`` exp blink template; ``v_min_max_for_clip`` a ``(>=2, 265)``
+    array (rows 0/1 = min/max); ``fix_kp_cond_dim`` ``[start, end)`` dims of the 265-vector.
+    ``delta_eye_open_n`` only matters when ``delta_eye_arr`` is set (no blinks without a
+    template). Keys of a config's ``default_kwargs`` that are not fields land in ``extra``.
+    """
+
+    # source registration
+    max_size: int = 1920
+    template_n_frames: int = -1
+    crop_scale: float = 2.3
+    crop_vx_ratio: float = 0.0  # accepted but ignored by the official crop
+    crop_vy_ratio: float = -0.125
+    crop_flag_do_rot: bool = True
+    smo_k_s: int = 13
+    # conditions
+    emo: Any = 4
+    eye_f0_mode: bool = False
+    ch_info: Any = None
+    # audio -> motion
+    overlap_v2: int = 10
+    fix_kp_cond: int = 0
+    fix_kp_cond_dim: Any = None
+    sampling_timesteps: int = 50
+    online_mode: bool = False
+    v_min_max_for_clip: Any = None
+    smo_k_d: int = 3
+    # motion stitching
+    N_d: int = -1
+    use_d_keys: Any = None
+    relative_d: bool = True
+    drive_eye: bool | None = None
+    delta_eye_arr: Any = None
+    delta_eye_open_n: Any = 0
+    fade_type: str = ""
+    fade_out_keys: tuple[str, ...] = ("exp",)
+    flag_stitching: bool = True
+    ctrl_info: Any = field(default_factory=dict)
+    overall_ctrl_info: dict[str, Any] = field(default_factory=dict)
+    #: config keys that are not fields above (kept, not an error)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The setting names (every field except ``extra``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DittoDefaults":
+        """The code defaults overridden by ``kwargs`` (unknown keys go to ``extra``)."""
+        names = set(cls.field_names())
+        known = {k: v for k, v in kwargs.items() if k in names}
+        extra = {str(k): v for k, v in kwargs.items() if k not in names}
+        if "fade_out_keys" in known and known["fade_out_keys"] is not None:
+            known["fade_out_keys"] = tuple(known["fade_out_keys"])
+        return cls(**known, extra=extra)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "DittoDefaults":
+        """The code defaults overridden by ``cfg["default_kwargs"]`` (a loaded config pickle)."""
+        if "default_kwargs" not in cfg:
+            raise ConfigError(f"config has no 'default_kwargs' (found keys {sorted(map(str, cfg))[:8]})")
+        kw = cfg["default_kwargs"]
+        if not isinstance(kw, Mapping):
+            raise ConfigError(f"config 'default_kwargs' is a {type(kw).__name__}, expected a dict")
+        return cls.from_kwargs(kw)
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """All settings as ``setup(**kwargs)`` keywords, ``extra`` merged in."""
+        out = {name: getattr(self, name) for name in self.field_names()}
+        out.update(self.extra)
+        return out
+
+
+# --------------------------------------------------------------------------- official structure
+
+
+def _data_root_relative(role: str) -> str:
+    """The release path relative to ``data_root`` = ``ditto_pytorch`` (``models/x.pth``)."""
+    rp = layout.BY_ROLE[role].release_path
+    prefix = "ditto_pytorch/"
+    return rp[len(prefix) :] if rp.startswith(prefix) else "../" + rp
+
+
+def official_config_structure(
+    default_kwargs: Mapping[str, Any] | None = None, device: str = "cuda"
+) -> dict[str, Any]:
+    """The nested structure of the official PyTorch config pickle, with ``default_kwargs``.
+
+    Model paths are relative to ``data_root`` (``ditto_pytorch``), as the official
+    ``parse_cfg`` expects. ``audio2motion_cfg``: motion_feat_dim 265, audio_feat_dim 1103,
+    seq_frames 80, all conditions on, w2f_type "hubert".
+    """
+    r = _data_root_relative
+    base_cfg = {
+        "insightface_det_cfg": {"model_path": r("face_detector"), "device": device, "force_ori_type": False},
+        "landmark106_cfg": {"model_path": r("landmark106"), "device": device, "force_ori_type": False},
+        "landmark203_cfg": {"model_path": r("landmark203"), "device": device, "force_ori_type": False},
+        "landmark478_cfg": {
+            "blaze_face_model_path": "",
+            "face_mesh_model_path": "",
+            "task_path": r("face_landmarker_task"),
+            "device": device,
+            "force_ori_type": True,
+        },
+        "appearance_extractor_cfg": {"model_path": r("appearance_extractor"), "device": device},
+        "motion_extractor_cfg": {"model_path": r("motion_extractor"), "device": device},
+        "stitch_network_cfg": {"model_path": r("stitch_network"), "device": device},
+        "warp_network_cfg": {"model_path": r("warp_network"), "device": device},
+        "decoder_cfg": {"model_path": r("decoder"), "device": device},
+        "hubert_cfg": {"model_path": r("hubert"), "device": device, "force_ori_type": False},
+    }
+    audio2motion_cfg = {
+        "model_path": r("lmdm"),
+        "device": device,
+        "motion_feat_dim": MOTION_FEAT_DIM,
+        "audio_feat_dim": AUDIO_FEAT_DIM,
+        "seq_frames": SEQ_FRAMES,
+        "use_emo": True,
+        "use_sc": True,
+        "use_eye_open": True,
+        "use_eye_ball": True,
+        "w2f_type": "hubert",
+    }
+    return {
+        "base_cfg": base_cfg,
+        "audio2motion_cfg": audio2motion_cfg,
+        "default_kwargs": dict(default_kwargs or {}),
+    }
