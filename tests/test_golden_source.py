@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import assert_close_rel, assert_images_close, golden_dir, load_golden
-from ditto_core.face import FaceModels
+from ditto_core.face import FaceModels, FaceTooSmallError, NoFaceError
 from ditto_core.face.eyes import eye_features
 from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.motion_extractor import MotionExtractor
@@ -168,3 +168,20 @@ def test_video_motion_smoothing_and_features(video_run):
     for i in range(n):
         assert_close_rel(f_s[i].sum().reshape(1), g["f_s_sum"][i : i + 1].double(), TOL_NET, f"f_s_sum[{i}]")
         assert_close_rel(f_s[i].abs().sum().reshape(1), g["f_s_abs_sum"][i : i + 1].double(), TOL_NET, f"f_s_abs_sum[{i}]")
+
+
+# --- errors --------------------------------------------------------------------------------------------------------
+
+
+def test_registration_errors_name_the_problem():
+    image = load_golden("source_image")["image_u8"].numpy()
+    fm = _face_models()
+    unused = torch.nn.Identity()  # the errors come before any network runs
+    with pytest.raises(NoFaceError, match="region_mask"):
+        register_source(image, fm, unused, unused, region_mask=np.zeros(image.shape[:2], np.uint8))
+    with pytest.raises(FaceTooSmallError, match="min_face_size"):
+        register_source(image, fm, unused, unused, min_face_size=10_000)
+    with pytest.raises(ValueError, match="region_mask"):
+        register_source(image, fm, unused, unused, region_mask=np.ones((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="frames_rgb_u8"):
+        register_source(image.astype(np.float32), fm, unused, unused)

@@ -53,10 +53,16 @@ class FaceTooSmallError(ValueError):
 
 
 def load_onnx(model: OnnxModel | str | os.PathLike[str], device: Any = "cpu") -> OnnxModel:
-    """An :class:`OnnxModel` for a path (opened on ``device``), or ``model`` itself when it already is one."""
-    if isinstance(model, OnnxModel):
-        return model
-    return OnnxModel(model, device)
+    """An :class:`OnnxModel` for a path (opened on ``device``); anything else is returned as it is.
+
+    Wrappers only use ``model.run(*inputs) -> list of arrays`` (inputs bound by position to the session's own
+    input names), ``model.input_names`` and ``model.path``, so a stand-in object with those works too.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        return OnnxModel(model, device)
+    if not callable(getattr(model, "run", None)):
+        raise ValueError(f"model: expected a path to an .onnx file or an OnnxModel, got {type(model).__name__}")
+    return model
 
 
 @dataclass(frozen=True)
