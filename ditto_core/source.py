@@ -222,7 +222,11 @@ def register_source(
     dev = torch.device(device)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-    frames = np.stack([check_resize(f, max_size) for f in raw]) if n > 1 else check_resize(raw[0], max_size)[None]
+    first = check_resize(raw[0], max_size)
+    if first.shape == raw.shape[1:]:
+        frames = raw  # the size rule changes nothing (all frames share one size): no copy
+    else:
+        frames = np.stack([first] + [check_resize(f, max_size) for f in raw[1:]])
     orig_hw, new_hw = raw.shape[1:3], frames.shape[1:3]
     mask = _resize_mask(region_mask, orig_hw, new_hw) if region_mask is not None else None
 
