@@ -72,13 +72,15 @@ class CosineSchedule:
         """(√ᾱ_next, c, σ) of one DDIM step t -> t_next >= 0 (float32 scalars).
 
         σ = η·√((1 − ᾱ/ᾱ_next)(1 − ᾱ_next)/(1 − ᾱ)), c = √(1 − ᾱ_next − σ²).
+        At t = 999 the true 1 − ᾱ_next − σ² is ~1e-7 and float32 rounding can make it negative (the official code
+        then yields NaN, e.g. for 5 steps); it is clamped at 0 here, which changes nothing where the official is finite.
         """
         if not (0 <= t_next < t < self.num_steps):
             raise ValueError(f"need 0 <= t_next < t < {self.num_steps}, got t={t}, t_next={t_next}")
         alpha = self.alphas_cumprod[t]
         alpha_next = self.alphas_cumprod[t_next]
         sigma = eta * ((1 - alpha / alpha_next) * (1 - alpha_next) / (1 - alpha)).sqrt()
-        c = (1 - alpha_next - sigma**2).sqrt()
+        c = (1 - alpha_next - sigma**2).clamp_min(0).sqrt()
         return alpha_next.sqrt(), c, sigma
 
 
