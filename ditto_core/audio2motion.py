@@ -91,6 +91,14 @@ class Audio2MotionConfig:
             if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] != MOTION_DIM:
                 raise ValueError(f"v_min_max_for_clip must be (>=2, 265) (rows min, max), got {tuple(arr.shape)}")
 
+    @classmethod
+    def online_defaults(cls, **overrides) -> "Audio2MotionConfig":
+        """The official online cfg's audio-to-motion values: overlap 70 (hop 10), 10 steps, fix_kp_cond 1 on dims
+        0:202, smoothing 3 (no clipping unless given)."""
+        kw = dict(overlap_v2=70, sampling_timesteps=10, fix_kp_cond=1, fix_kp_cond_dim=(0, SMOOTH_DIMS), smo_k_d=3)
+        kw.update(overrides)
+        return cls(**kw)
+
     @property
     def hop(self) -> int:
         """Frames a window advances (official ``valid_clip_len``)."""
@@ -214,6 +222,8 @@ def sample_window(
     cfg: Audio2MotionConfig,
 ) -> torch.Tensor:
     """One DiT window: kp_cond (265,), cond (80, 1103), x_init (80, 265), noises (S-1, 80, 265) -> motion (80, 265)."""
+    if model.training:
+        raise ValueError("the DiT must be in eval mode (dropout off): call model.eval() first")
     device, dtype = _model_device_dtype(model)
     cf = kp_cond.to(device, dtype)[None]
     c = cond.to(device, dtype)[None]
@@ -364,11 +374,11 @@ class OnlineMotionSampler:
         schedule: Optional[CosineSchedule] = None,
         record: bool = False,
     ):
-        """``conditions(aud_feat (80,1024), start_index) -> (80,1103)`` (e.g. a ConditionBuilder); ``progress(w)`` is
-        called after window w ran, ``cancel()`` before each window; ``record`` keeps a WindowRecord per window in
-        :attr:`records`."""
-        self.cfg = cfg or Audio2MotionConfig(overlap_v2=70, sampling_timesteps=10, fix_kp_cond=1,
-                                             fix_kp_cond_dim=(0, SMOOTH_DIMS))
+        """``conditions(aud_feat (80,1024), start_index) -> (80,1103)`` (e.g. a ConditionBuilder); ``cfg`` defaults to
+        :meth:`Audio2MotionConfig.online_defaults`; ``prefill_feat`` is (overlap_v2, 1024) in the official setup;
+        ``progress(windows_done)`` is called after each window, ``cancel()`` before each (it may raise);
+        ``record`` keeps a WindowRecord per window in :attr:`records`."""
+        self.cfg = cfg or Audio2MotionConfig.online_defaults()
         self.model = model
         self.conditions = conditions
         self.schedule = schedule or CosineSchedule()

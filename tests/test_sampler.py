@@ -162,6 +162,7 @@ class _StubDiT(nn.Module):
     def __init__(self):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(0.3))
+        self.eval()
 
     def guided(self, x, cond_frame, cond, times, guidance_weight=2.0, batched=True):
         return self.w * x + 0.1 * cond[..., :265] + 0.5 * cond_frame[:, None, :] + times[:, None, None] * 1e-4
@@ -224,6 +225,8 @@ def test_offline_progress_cancel_and_errors():
         sample_motion_offline(model, cond, src, cfg, noises=torch.zeros(1, 80, 265))
     with pytest.raises(ValueError, match="overlap_v2"):
         Audio2MotionConfig(overlap_v2=80)
+    with pytest.raises(ValueError, match="eval mode"):
+        sample_motion_offline(_StubDiT().train(), cond, src, cfg)
 
 
 # ------------------------------------------------------------------------------------------ windowing
@@ -282,3 +285,25 @@ def test_online_emission_schedule_with_stub():
         assert counts[:3] == [0, 0, 0][: len(counts)]  # window 0 (after 2 chunks) gives d0 only
         assert s.d0 is not None
         assert [r.cond_index for r in s.records] == [-70 + 10 * w for w in range(len(s.records))]
+
+
+def test_online_stream_equals_push_flush():
+    model = _StubDiT()
+    cfg = Audio2MotionConfig.online_defaults(sampling_timesteps=2)
+    assert (cfg.overlap_v2, cfg.hop, cfg.fix_kp_cond, cfg.fix_kp_cond_dim) == (70, 10, 1, (0, 202))
+    chunks = [torch.randn(5, 1024, generator=torch.Generator().manual_seed(i)) for i in range(9)]
+
+    def conditions(feat, idx):
+        return torch.cat([feat, torch.full((feat.shape[0], 79), float(idx))], 1)
+
+    a = OnlineMotionSampler(model, conditions, torch.zeros(265), torch.zeros(70, 1024), cfg, generator=7)
+    frames = torch.cat([a.push(c) for c in chunks] + [a.flush()])
+    b = OnlineMotionSampler(model, conditions, torch.zeros(265), torch.zeros(70, 1024), cfg, generator=7)
+    streamed = list(b.stream(chunks))
+    assert len(streamed) == frames.shape[0] == 50
+    assert torch.equal(torch.stack(streamed), frames)
+    assert torch.equal(a.d0, b.d0)
+    with pytest.raises(RuntimeError):
+        a.push(chunks[0])
+    with pytest.raises(ValueError, match="features must be"):
+        OnlineMotionSampler(model, conditions, torch.zeros(265), torch.zeros(70, 1024), cfg).push(torch.zeros(5, 3))
