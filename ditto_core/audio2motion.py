@@ -18,8 +18,8 @@ from one ``torch.Generator``; pass ``noises`` / ``x_inits`` to fix them explicit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
