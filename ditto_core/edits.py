@@ -26,7 +26,9 @@ True for an image source, False for a video).
 
 Temporal smoothing is applied to the motion tensor itself (the official centred mean over dims 0:202).
 
-Frame ranges are ``[start, end)`` in frames at 25 fps; ``end = -1`` means to the end. Easing: the first
+Frame ranges are ``[start, end)`` in frames at 25 fps; ``end = -1`` means to the end; a range past the end of a
+shorter clip is clipped (a range starting after the last frame changes no frame), so one keyframed chain works on
+clips of any length. Easing: the first
 ``ease_in`` frames of a range ramp the edit's weight up with smoothstep ``t^2 (3 - 2t)`` at
 ``t = (i - start + 1) / (ease_in + 1)``, the last ``ease_out`` frames ramp it down symmetrically
 (``t = (end - i) / (ease_out + 1)``); elsewhere in the range the weight is 1 and outside it 0. An edit acts with
@@ -328,20 +330,27 @@ def _smoothstep(t: torch.Tensor) -> torch.Tensor:
 
 
 def _resolve_range(n: int, start: int, end: int) -> tuple[int, int]:
-    if start >= n:
-        raise ValueError(f"edit start frame {start} is past the end of the motion ({n} frames, 0..{n - 1})")
+    """``[start, end)`` clipped to ``[0, n]``; empty (``start == end == n``) when it starts past the end."""
+    if start < 0 or (end != -1 and end <= start):
+        raise ValueError(f"edit range must have 0 <= start < end (or end -1), got start={start}, end={end}")
+    s = min(int(start), n)
     e = n if end == -1 else min(int(end), n)
-    return int(start), e
+    return s, e
 
 
 def ease_weights(num_frames: int, start: int = 0, end: int = -1, ease_in: int = 0, ease_out: int = 0) -> torch.Tensor:
     """``(num_frames,)`` float32 weight of an edit over ``[start, end)`` with smoothstep ease-in/out (module doc).
 
-    ``end`` -1 or past the end means to the end; a ``start`` past the end raises ``ValueError``.
+    ``end`` -1 or past the end means to the end; a range starting past the end gives all zeros.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     s, e = _resolve_range(num_frames, start, end)
+    return _weights(num_frames, s, e, ease_in, ease_out)
+
+
+def _weights(num_frames: int, s: int, e: int, ease_in: int, ease_out: int) -> torch.Tensor:
+    """:func:`ease_weights` for a resolved range ``0 <= s <= e <= num_frames``."""
     i = torch.arange(num_frames, dtype=torch.float64)
     w = ((i >= s) & (i < e)).double()
     if ease_in > 0:
@@ -400,7 +409,7 @@ def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     out = motion.copy()
     n = out.num_frames
     s, e = _resolve_range(n, options.start, options.end)
-    w = ease_weights(n, s, e, options.ease_in, options.ease_out)
+    w = _weights(n, s, e, options.ease_in, options.ease_out)
 
     for name in ("pitch", "yaw", "roll"):
         v = getattr(options, name)
@@ -423,7 +432,7 @@ def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     if options.gaze_fix != "keep":
         out.gaze_fix = options.gaze_fix == "on"
     summary = options.summary()
-    if summary:
+    if summary and e > s:
         out.edits = [*out.edits, EditRange(s, e, options.label or summary)]
     return out
 

@@ -78,9 +78,12 @@ def test_end_minus_one_and_past_the_end_mean_to_the_end():
     assert a.edits[-1].start == 15 and a.edits[-1].end == 20
 
 
-def test_start_past_the_end_is_a_clear_error():
-    with pytest.raises(ValueError, match="past the end"):
-        apply_edit(_motion(10), EditOptions(start=10, yaw=1.0))
+def test_a_range_past_the_end_changes_no_frame_but_clip_wide_settings_apply():
+    m = _motion(10)
+    out = apply_edit(m, EditOptions(start=10, end=30, yaw=1.0, mouth_amplitude=2.0, blink_interval=50))
+    assert torch.equal(out.delta_yaw, m.delta_yaw) and torch.equal(out.mouth_amplitude, m.mouth_amplitude)
+    assert out.edits == [] and out.blink_interval == 50
+    assert torch.equal(ease_weights(10, 12, -1, 2, 2), torch.zeros(10))
 
 
 @pytest.mark.parametrize(

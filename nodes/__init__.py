@@ -1,0 +1,13 @@
+"""The Ditto nodes (classic V1 classes). Import order is the menu order."""
+
+from __future__ import annotations
+
+from . import audio, edit, loaders, motion_io, render, sampler, source
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+for _m in (loaders, source, audio, sampler, edit, motion_io, render):
+    NODE_CLASS_MAPPINGS.update(_m.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_m.NODE_DISPLAY_NAME_MAPPINGS)
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
