@@ -1,6 +1,7 @@
 """Command line: ``python -m ditto_core <command> ...`` (also the ``ditto`` script).
 
 Commands:
+  generate            portrait + speech -> talking-head mp4 (see ``generate --help``)
   convert SRC DST     official .pth checkpoints -> .safetensors (same relative paths)
   download DIR        fetch the missing official files from the hub into DIR
 
@@ -13,15 +14,117 @@ Known failures (bad checkpoint, bad config, missing models) exit with code 2 and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .checkpoints import CheckpointError
 from .config import ConfigError
 from .hub import MissingModelsError
 
-#: errors reported as ``ditto: error: <message>`` with exit code 2
-USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, ConfigError, MissingModelsError)
+#: errors reported as ``ditto: error: <message>`` with exit code 2 (bad input files, no face, bad audio, models)
+USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, ConfigError, MissingModelsError, ValueError)
+
+#: where ``generate`` looks for (and downloads) the official release when ``--models`` is not given
+DEFAULT_MODELS_ENV = "DITTO_MODELS_DIR"
+
+
+def default_models_dir() -> Path:
+    """``$DITTO_MODELS_DIR``, else ``~/.cache/ditto/ditto-talkinghead``."""
+    env = os.environ.get(DEFAULT_MODELS_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ditto" / "ditto-talkinghead"
+
+
+class _StageBars:
+    """One tqdm progress bar per pipeline stage (``progress(stage, done, total)``)."""
+
+    LABELS = {"source": "source", "audio": "audio features", "motion": "DiT windows", "render": "render"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            for other in self.bars.values():
+                other.close()
+            bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .conditions import parse_emotion_text
+    from .pipeline import DittoModels, GenerateOptions, generate
+
+    emotion = None if args.emotion is None else parse_emotion_text(args.emotion)
+    out = Path(args.out)
+    options = GenerateOptions(
+        emotion=emotion, steps=args.steps, seed=args.seed, overlap=args.overlap, crop_scale=args.crop_scale,
+        face_index=args.face_index, mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw,
+        roll=args.roll, blink=args.blink, drive_eye=False if args.no_drive_eye else None,
+        fade_in=args.fade_in, fade_out=args.fade_out, batch_size=args.batch_size,
+    )
+    models_dir = Path(args.models) if args.models else default_models_dir()
+    bars = _StageBars(not args.quiet)
+    try:
+        models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
+                                  progress=not args.quiet)
+        generate(models, args.source, args.audio, out, options, progress=bars)
+    finally:
+        bars.close()
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def _add_generate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="portrait + speech -> talking-head video (mp4 with the audio)",
+        description="Animate the face in SOURCE (an image, or a video read back and forth) with the speech in "
+        "AUDIO and write an H.264 mp4 at 25 fps with the audio muxed in. Defaults are the official ones "
+        "(the release's config pickle when present).",
+    )
+    p.add_argument("--source", required=True, help="portrait image (jpg, png, ...) or a video of one face")
+    p.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate >= 8 kHz)")
+    p.add_argument("--out", required=True, help="output .mp4 (written only when complete)")
+    p.add_argument("--models", help=f"models folder (official release layout or flat; default ${DEFAULT_MODELS_ENV} "
+                   "or ~/.cache/ditto/ditto-talkinghead)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail listing the missing files")
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu", "mps"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="renderer precision (fp16 is the official GPU setting; the DiT always runs fp32)")
+    p.add_argument("--emotion", help="Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise, Contempt, an index 0-7, "
+                   "or a mix like 'Happy:0.7,Neutral:0.3' (default Neutral)")
+    p.add_argument("--steps", type=int, help="DDIM sampling steps (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same motion")
+    p.add_argument("--overlap", type=int, help="frames shared by consecutive 80-frame DiT windows (default 10)")
+    p.add_argument("--crop-scale", type=float, help="face crop size relative to the face (default 2.3)")
+    p.add_argument("--face-index", type=int, default=0, help="which face when there are several (0 = largest)")
+    p.add_argument("--mouth", type=float, default=1.0, help="mouth motion amplitude (1 = as generated)")
+    p.add_argument("--head", type=float, default=1.0, help="head motion amplitude (1 = as generated, 0 = still)")
+    p.add_argument("--pitch", type=float, default=0.0, help="head pitch offset in degrees (nod)")
+    p.add_argument("--yaw", type=float, default=0.0, help="head yaw offset in degrees (turn)")
+    p.add_argument("--roll", type=float, default=0.0, help="head roll offset in degrees (tilt)")
+    p.add_argument("--blink", type=int, help="frames between blinks, 0 = no blinks (default: the release's "
+                   "blink template at random 60-100 frame gaps)")
+    p.add_argument("--no-drive-eye", action="store_true", help="keep the source's eyes instead of driving them")
+    p.add_argument("--fade-in", type=int, default=0, help="frames to fade in from the source expression")
+    p.add_argument("--fade-out", type=int, default=0, help="frames to fade out to the source expression")
+    p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_generate)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -83,7 +186,7 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
 
 
 #: one registration function per command; a new command appends its ``_add_<name>`` here
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_download]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"ditto: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ditto: interrupted; no output was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -95,6 +95,35 @@ def emotion_mix(weights: Mapping[int | str, float]) -> torch.Tensor:
     return (total / wsum).float()
 
 
+def parse_emotion_text(text: str) -> int | dict[str, float]:
+    """A user's emotion text -> an index or a ``{label: weight}`` mix.
+
+    ``"Happy"``, ``"happy"`` or ``"3"`` -> 3; ``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}``
+    (weights >= 0, not all zero; :func:`emotion_mix` normalises them).
+    """
+    s = str(text).strip()
+    if not s:
+        raise ValueError(f"emotion: empty; expected a label ({', '.join(EMOTION_LABELS)}), an index 0-7 or a mix like 'Happy:0.7, Neutral:0.3'")
+    if ":" not in s and "," not in s:
+        return emotion_index(int(s)) if s.lstrip("-").isdigit() else emotion_index(s)
+    mix: dict[str, float] = {}
+    for item in (p for p in s.split(",") if p.strip()):
+        label, sep, weight = item.partition(":")
+        if not sep:
+            raise ValueError(f"emotion mix item {item.strip()!r}: expected 'Label:weight'")
+        name = EMOTION_LABELS[emotion_index(int(label) if label.strip().isdigit() else label)]
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ValueError(f"emotion mix: weight of {name} must be a number, got {weight.strip()!r}") from None
+        if not w >= 0:
+            raise ValueError(f"emotion mix: weight of {name} must be >= 0, got {w}")
+        mix[name] = mix.get(name, 0.0) + w
+    if sum(mix.values()) <= 0:
+        raise ValueError("emotion mix: the weights must not all be zero")
+    return mix
+
+
 def parse_emotion(emo: EmotionSpec) -> torch.Tensor:
     """Emotion table (m, 8) float32 from a label (int/name), a list of labels (one mixed vector), a list of label
     lists (one vector per frame, cycled) or an (m, 8) array of probabilities (used as is)."""
