@@ -85,7 +85,7 @@ def test_decoder_matches_official(warp_run, decoder_run):
 
 
 def test_warp_and_decoder_batch_equals_single(warp_run, decoder_run):
-    """B = 2 gives each item's B = 1 result (on a 32x32 crop of the volume to keep it cheap)."""
+    """B = 2 gives each item's B = 1 result (W on a 32x32 crop of the volume, G on 16x16, to keep it cheap)."""
     g, warp, decoder = warp_run["golden"], warp_run["warp"], decoder_run["decoder"]
     f_s = warp_run["f_s"][..., :32, :32]
     f_pair = torch.cat([f_s, f_s.flip(-1)], dim=0)
@@ -93,10 +93,26 @@ def test_warp_and_decoder_batch_equals_single(warp_run, decoder_run):
     kp_d = torch.cat([g["kp_driving"], g["kp_source"]], dim=0)
     with torch.no_grad():
         out_pair = warp(f_pair, kp_s, kp_d)
-        img_pair = decoder(out_pair)
+        feat_pair = out_pair[..., :16, :16]
+        img_pair = decoder(feat_pair)
         for i in range(2):
             out_i = warp(f_pair[i : i + 1], kp_s[i : i + 1], kp_d[i : i + 1])
             assert rel_l2(out_pair[i : i + 1], out_i) < 1e-5, f"warp item {i}"
-            img_i = decoder(out_pair[i : i + 1])
+            img_i = decoder(feat_pair[i : i + 1])
             assert rel_l2(img_pair[i : i + 1], img_i) < 1e-5, f"decoder item {i}"
     assert rel_l2(out_pair[0], out_pair[1]) > 1e-2  # the two items really differ
+
+
+def test_warp_and_decoder_run_under_bf16_autocast(warp_run, decoder_run):
+    """Under ``torch.autocast`` (bf16, CPU) W and G run and stay near their fp32 results (small crops)."""
+    g, warp, decoder = warp_run["golden"], warp_run["warp"], decoder_run["decoder"]
+    f_s = warp_run["f_s"][..., :32, :32]
+    with torch.no_grad():
+        out32 = warp(f_s, g["kp_source"], g["kp_driving"])
+        img32 = decoder(out32[..., :16, :16])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out16 = warp(f_s, g["kp_source"], g["kp_driving"])
+            img16 = decoder(out32[..., :16, :16])
+    assert torch.isfinite(out16).all() and torch.isfinite(img16).all()
+    assert rel_l2(out16.float(), out32) < 3e-2
+    assert rel_l2(img16.float(), img32) < 3e-2

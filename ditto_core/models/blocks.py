@@ -63,7 +63,9 @@ def kp2gaussian(kp: torch.Tensor, spatial_size: tuple[int, int, int], kp_varianc
 class SameBlock2d(nn.Module):
     """Conv2d, BatchNorm2d, ReLU (or LeakyReLU(0.01)); keeps the spatial size."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1, lrelu: bool = False):
+    def __init__(
+        self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1, lrelu: bool = False
+    ):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size=kernel_size, padding=padding)
         self.norm = nn.BatchNorm2d(out_features, affine=True)

@@ -50,7 +50,9 @@ class DenseMotionNetwork(nn.Module):
         self.norm = nn.BatchNorm3d(c.compress, affine=True)
         self.occlusion = nn.Conv2d(out_filters * c.reshape_depth, 1, kernel_size=7, padding=3)
 
-    def sparse_motions(self, spatial_size: tuple[int, int, int], kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+    def sparse_motions(
+        self, spatial_size: tuple[int, int, int], kp_source: torch.Tensor, kp_driving: torch.Tensor
+    ) -> torch.Tensor:
         """``(B, K+1, D, H, W, 3)`` sampling grids: the identity (background), then ``grid - kp_d[k] + kp_s[k]``."""
         bs, k = kp_source.shape[:2]
         grid = make_coordinate_grid(spatial_size, dtype=kp_source.dtype, device=kp_source.device)

@@ -61,7 +61,8 @@ class SPADEDecoder(nn.Module):
             raise ValueError(f"feature must be (B, {self.input_channels}, H, W), got {tuple(feature.shape)}")
         seg = feature
         x = self.fc(feature)
-        for block in (self.G_middle_0, self.G_middle_1, self.G_middle_2, self.G_middle_3, self.G_middle_4, self.G_middle_5):
+        middle = (self.G_middle_0, self.G_middle_1, self.G_middle_2, self.G_middle_3, self.G_middle_4, self.G_middle_5)
+        for block in middle:
             x = block(x, seg)
         x = self.up_0(F.interpolate(x, scale_factor=2, mode="nearest"), seg)
         x = self.up_1(F.interpolate(x, scale_factor=2, mode="nearest"), seg)

@@ -48,7 +48,9 @@ class WarpingNetwork(nn.Module):
         c = self.config
         depth = c.dense_motion.reshape_depth
         if feature_3d.ndim != 5 or feature_3d.shape[1] != c.reshape_channel or feature_3d.shape[2] != depth:
-            raise ValueError(f"feature_3d must be (B, {c.reshape_channel}, {depth}, H, W), got {tuple(feature_3d.shape)}")
+            raise ValueError(
+                f"feature_3d must be (B, {c.reshape_channel}, {depth}, H, W), got {tuple(feature_3d.shape)}"
+            )
         bs = feature_3d.shape[0]
         for name, kp in (("kp_source", kp_source), ("kp_driving", kp_driving)):
             if tuple(kp.shape) != (bs, c.num_kp, 3):
