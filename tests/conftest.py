@@ -69,3 +69,46 @@ def assert_images_close(out_u8, ref_u8, max_diff: int = 1, frac: float = 0.999, 
 def golden():
     """``golden(name)`` loads ``<golden dir>/<name>.safetensors``."""
     return load_golden
+
+
+@pytest.fixture(scope="session")
+def synthetic_kit(tmp_path_factory):
+    """One synthetic model kit (official layout, random weights, ~700 MB) per test session; removed afterwards."""
+    import shutil
+
+    from ditto_core.synthetic import make_synthetic_kit
+
+    root = tmp_path_factory.mktemp("kit") / "ditto-talkinghead"
+    make_synthetic_kit(root, salt="tests")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_models(synthetic_kit):
+    """The synthetic kit loaded through the real loader (DittoModels.load), on the CPU in fp32."""
+    from ditto_core.pipeline import DittoModels
+
+    return DittoModels.load(synthetic_kit, device="cpu", precision="fp32", download=False, progress=False)
+
+
+def write_wav(path, seconds: float, sample_rate: int = 24000, channels: int = 1, freq: float = 220.0, amp: float = 0.3):
+    """A 16-bit PCM wav of a sine tone; returns the path."""
+    import wave
+
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    x = amp * np.sin(2 * np.pi * freq * t)
+    pcm = (np.repeat(x[:, None], channels, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def face_image(h: int = 320, w: int = 288) -> np.ndarray:
+    """A smooth, non-black RGB test picture (the synthetic detector reports one face in its centre)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([120 + 60 * np.sin(xx / 17), 110 + 50 * np.cos(yy / 23), 140 + 40 * np.sin((xx + yy) / 31)], -1)
+    return img.clip(1, 255).astype(np.uint8)
