@@ -175,7 +175,7 @@ class DittoMotionSampler:
         gaze_x: float = 0.0,
         gaze_y: float = 0.0,
     ) -> dict[str, Any]:
-        from ditto_core.pipeline import SamplingOptions, sample_motion
+        from ditto_core.pipeline import sample_motion, sampling_options
 
         if emotion not in EMOTION_CHOICES:
             raise ValueError(f"emotion: expected one of {EMOTION_CHOICES}, got {emotion!r}")
@@ -185,9 +185,11 @@ class DittoMotionSampler:
         eye_open = eye_ball = None
         if eye_mode == "manual":
             eye_open = (float(eye_open_left), float(eye_open_right))
-            z = [float(v) for v in source.eye_ball[0, 4:6]]  # depth components stay the source's
+            z = [float(v) for v in source.eye_ball[0, 4:6].tolist()]  # depth components stay the source's
             eye_ball = (float(gaze_x), float(gaze_x), float(gaze_y), float(gaze_y), z[0], z[1])
-        options = SamplingOptions(
+        # the models' defaults (config pickle, e.g. smoothing) for everything the node does not set
+        options = sampling_options(
+            models,
             emotion=emo,
             eye_open=eye_open,
             eye_ball=eye_ball,

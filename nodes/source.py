@@ -76,16 +76,17 @@ class DittoExtractSource:
         face_order: str,
         face_region: Any = None,
     ) -> tuple[Any, Any]:
-        from ditto_core.pipeline import SourceOptions, extract_source
+        from ditto_core.pipeline import extract_source, source_options
 
         if face_order not in FACE_ORDERS:
             raise ValueError(f"face_order: expected one of {FACE_ORDERS}, got {face_order!r}")
         frames = image_to_u8(images, "images")
         region = mask_to_region(face_region, frames.shape[1], frames.shape[2])
-        options = SourceOptions(crop_scale=float(crop_scale), face_index=int(face_index), face_order=face_order)
+        # the models' defaults (config pickle) for everything the node does not set
+        options = source_options(models, crop_scale=float(crop_scale), face_index=int(face_index), face_order=face_order)
         bar = ComfyProgress(frames.shape[0])
         source = extract_source(models, frames, options, region_mask=region, progress=bar.progress, cancel=bar.cancel)
-        return (source, u8_to_image(source.crop_u8))
+        return (source, u8_to_image(source.crops))
 
 
 NODE_CLASS_MAPPINGS = {"DittoExtractSource": DittoExtractSource}

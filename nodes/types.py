@@ -6,7 +6,7 @@ Types (the frontend only connects matching names; none reuses a core type name):
   and precision (``.device``, ``.precision``, ``.models_dir``, ``.synthetic``). Shared by every node downstream;
   released by the loader when its inputs change.
 * ``DITTO_SOURCE`` -> :class:`ditto_core.source.Source`: a registered portrait (one image) or video (a batch of
-  frames): 512 crops ``.crop_u8 (N, 512, 512, 3)``, source motion ``.x_s_info``, eye features, the frames.
+  frames): 512 crops ``.crops (N, 512, 512, 3)``, source motion ``.x_s_info``, eye features, the frames.
 * ``DITTO_AUDIO_FEATURES`` -> :class:`ditto_core.pipeline.AudioFeatures`: HuBERT features ``(N, 1024)`` at 25 fps
   plus the voice activity ``vad (N,)`` (RMS of each 40 ms), which the sampler passes on in the motion.
 * ``DITTO_MOTION`` -> :class:`ditto_core.edits.Motion`: a performance, the DiT motion ``(N, 265)`` plus per-frame

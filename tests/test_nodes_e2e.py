@@ -1,0 +1,439 @@
+"""Every node and every API workflow executed on the synthetic model kit (random weights: frames are noise), with
+the pack loaded as ComfyUI loads it and minimal fakes of the core nodes the workflows use.
+
+Small inputs keep the CPU time down: a 192x192 noise image (the kit's stand-in detector always finds one face in
+the centre), 0.08 s of audio (2 frames at 25 fps), 2 DiT steps. The kit is built once per session (about 10 s,
+700 MB under pytest's temporary folder); set ``DITTO_TEST_KIT`` to an existing kit folder to reuse one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import wave
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from comfy_stubs import InterruptProcessingException, stubbed_pack
+from workflow_tools import API_DIR
+
+pipeline = pytest.importorskip("ditto_core.pipeline")
+if not hasattr(pipeline, "sample_motion"):
+    pytest.skip("ditto_core.pipeline has no sample_motion yet", allow_module_level=True)
+
+FPS = 25
+AUDIO_SECONDS = 0.08  # 2 frames
+N_FRAMES = 2
+IMAGE_SIZE = 192
+TEST_STEPS = 2
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory) -> Path:
+    """The synthetic model kit (built once per session, or ``$DITTO_TEST_KIT``)."""
+    from ditto_core.synthetic import make_synthetic_kit
+
+    env = os.environ.get("DITTO_TEST_KIT")
+    if env:
+        return make_synthetic_kit(env) if not (Path(env) / "SYNTHETIC_MODELS.txt").exists() else Path(env)
+    return make_synthetic_kit(tmp_path_factory.mktemp("kit") / "ditto-talkinghead")
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory, kit):
+    """(pack, stubs) with the kit at models/ditto/ditto-talkinghead and the test inputs in input/."""
+    gen = stubbed_pack(tmp_path_factory.mktemp("comfy_e2e"))
+    pack, stubs = next(gen)
+    stubs.ditto_models_dir.mkdir(parents=True, exist_ok=True)
+    (stubs.ditto_models_dir / "ditto-talkinghead").symlink_to(kit, target_is_directory=True)
+    _write_inputs(stubs.input_dir)
+    yield pack, stubs
+    gen.close()
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    import huggingface_hub
+
+    def boom(*a, **k):
+        raise AssertionError("the tests must not download")
+
+    for name in ("snapshot_download", "hf_hub_download"):
+        monkeypatch.setattr(huggingface_hub, name, boom)
+
+
+@pytest.fixture
+def recorder(comfy):
+    rec = comfy[1].recorder
+    rec.reset()
+    yield rec
+    rec.reset()
+
+
+def node(pack, node_id: str):
+    return pack.NODE_CLASS_MAPPINGS[node_id]()
+
+
+def call(obj, **kw) -> tuple[tuple, dict]:
+    """Run a node's FUNCTION; returns (result tuple, ui dict)."""
+    out = getattr(obj, type(obj).FUNCTION)(**kw)
+    if isinstance(out, dict):
+        return tuple(out.get("result", ())), out.get("ui", {})
+    return tuple(out), {}
+
+
+@pytest.fixture(scope="module")
+def models(comfy):
+    pack, _ = comfy
+    (m,), _ = call(node(pack, "DittoLoadModels"), models_folder="ditto-talkinghead", device="auto", precision="fp32",
+                   backend="pytorch", download_missing=False)
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _image(seed: int = 0, size: int = IMAGE_SIZE) -> np.ndarray:
+    return (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
+
+
+def _audio(seconds: float = AUDIO_SECONDS, sr: int = 24000, channels: int = 2) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)]).astype(np.float32)
+
+
+def _write_inputs(folder: Path) -> None:
+    import cv2
+
+    from ditto_core.video import VideoWriter
+
+    cv2.imwrite(str(folder / "portrait.png"), cv2.cvtColor(_image(), cv2.COLOR_RGB2BGR))
+    pcm = (_audio().T * 32767).astype("<i2")
+    with wave.open(str(folder / "speech.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm.tobytes())
+    with VideoWriter(folder / "source_video.mp4", fps=FPS, preset="ultrafast") as v:
+        for k in range(3):
+            v.write(np.roll(_image(1), 2 * k, axis=1))
+
+
+def image_tensor(frames: np.ndarray) -> torch.Tensor:
+    frames = frames if frames.ndim == 4 else frames[None]
+    return torch.from_numpy(frames).float() / 255.0
+
+
+def audio_dict() -> dict[str, Any]:
+    return {"waveform": torch.from_numpy(_audio())[None], "sample_rate": 24000}
+
+
+# ------------------------------------------------------------------------------------------------ core fakes
+class FakeVideo:
+    def __init__(self, images: torch.Tensor, fps: float, audio: Any = None) -> None:
+        self.images, self.fps, self.audio = images, fps, audio
+
+    def get_components(self):
+        return self
+
+
+def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
+    """Minimal stand-ins of the core nodes: same input names, same outputs."""
+    import cv2
+
+    from ditto_core.inputs import read_video
+    from ditto_core.video import VideoWriter
+
+    inp = stubs.input_dir
+
+    def load_image(image):
+        img = cv2.cvtColor(cv2.imread(str(inp / image)), cv2.COLOR_BGR2RGB)
+        return image_tensor(img), torch.zeros(1, *img.shape[:2])
+
+    def load_audio(audio):
+        with wave.open(str(inp / audio), "rb") as w:
+            sr, ch = w.getframerate(), w.getnchannels()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, ch).T / 32768.0
+        return ({"waveform": torch.from_numpy(pcm.astype(np.float32))[None], "sample_rate": sr},)
+
+    def load_video(file):
+        return (FakeVideo(image_tensor(read_video(inp / file)), float(FPS)),)
+
+    def get_video_components(video):
+        c = video.get_components()
+        return c.images, c.audio, float(c.fps)
+
+    def create_video(images, fps, audio=None):
+        return (FakeVideo(images, fps, audio),)
+
+    def save_video(video, filename_prefix, format, codec):
+        assert format in ("auto", "mp4") and codec in ("auto", "h264")
+        out = stubs.output_dir / f"{filename_prefix}_00001_.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frames = (video.images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        wave16 = None
+        if video.audio is not None:
+            from ditto_core.audio import load_audio as core_load_audio
+
+            wave16 = core_load_audio(video.audio, None, name="audio")
+        with VideoWriter(out, fps=video.fps, audio_16k=wave16, preset="ultrafast") as w:
+            w.write(frames)
+        saved.append({"path": out, "frames": frames.shape[0], "fps": video.fps, "audio": video.audio})
+        return ()
+
+    return {
+        "LoadImage": load_image,
+        "LoadAudio": load_audio,
+        "LoadVideo": load_video,
+        "GetVideoComponents": get_video_components,
+        "CreateVideo": create_video,
+        "SaveVideo": save_video,
+    }
+
+
+def run_api_workflow(prompt: dict[str, Any], pack, fakes) -> tuple[dict[str, tuple], dict[str, dict]]:
+    """Execute an API-format prompt in dependency order; returns outputs and ui payloads by node id."""
+    outputs: dict[str, tuple] = {}
+    uis: dict[str, dict] = {}
+
+    def run(nid: str) -> tuple:
+        if nid in outputs:
+            return outputs[nid]
+        spec = prompt[nid]
+        kw = {k: (run(v[0])[v[1]] if isinstance(v, list) else v) for k, v in spec["inputs"].items()}
+        ct = spec["class_type"]
+        if ct in pack.NODE_CLASS_MAPPINGS:
+            cls = pack.NODE_CLASS_MAPPINGS[ct]
+            if hasattr(cls, "VALIDATE_INPUTS"):
+                assert cls.VALIDATE_INPUTS(**{k: v for k, v in kw.items() if not isinstance(spec["inputs"][k], list)}) is True
+            res, ui = call(cls(), **kw)
+        else:
+            res, ui = tuple(fakes[ct](**kw)), {}
+        outputs[nid], uis[nid] = res, ui
+        return res
+
+    for nid in prompt:
+        run(nid)
+    return outputs, uis
+
+
+# ------------------------------------------------------------------------------------------------ progress adapter
+def test_progress_adapter_updates_the_bar_and_ignores_other_threads(comfy, recorder):
+    progress = import_module("ComfyUI-Ditto.nodes.progress")
+    bar = progress.ComfyProgress(10)
+    bar.progress(3, 10)
+    t = threading.Thread(target=bar.progress, args=(5, 10))
+    t.start()
+    t.join()
+    bar.progress(4, 8)  # a new stage with another total
+    assert recorder.updates == [(3, 10), (4, 8)]
+    assert recorder.bars == 2
+    comfy[1].model_management.interrupt_current_processing(True)
+    with pytest.raises(InterruptProcessingException):
+        bar.cancel()
+    bar.cancel()  # the flag was consumed
+
+
+# ------------------------------------------------------------------------------------------------ nodes one by one
+def test_load_models_caches_and_releases(comfy, models):
+    pack, _ = comfy
+    assert models.synthetic and str(models.device) == "cpu" and models.precision == "fp32"
+    loader = node(pack, "DittoLoadModels")
+    kw = dict(models_folder="ditto-talkinghead", device="cpu", precision="fp32", backend="pytorch", download_missing=False)
+    (a,), _ = call(loader, **kw)
+    (b,), _ = call(loader, **kw)
+    assert a is b
+    (c,), _ = call(loader, **{**kw, "precision": "bf16"})
+    assert c is not a and c.precision == "bf16"
+    assert a.lmdm is None  # released when the inputs changed
+    loader.release()
+    assert c.lmdm is None
+
+
+def test_load_models_refuses_paths_outside_the_models_folder(comfy):
+    pack, _ = comfy
+    with pytest.raises(ValueError, match="models_folder"):
+        call(node(pack, "DittoLoadModels"), models_folder="../ditto", device="cpu", precision="fp32", backend="pytorch",
+             download_missing=False)
+
+
+@pytest.fixture(scope="module")
+def source(comfy, models):
+    pack, _ = comfy
+    (src, crop), _ = call(node(pack, "DittoExtractSource"), models=models, images=image_tensor(_image()), crop_scale=2.3,
+                          face_index=0, face_order="size")
+    assert crop.shape == (1, 512, 512, 3) and crop.dtype == torch.float32
+    assert 0 <= float(crop.min()) and float(crop.max()) <= 1
+    return src
+
+
+@pytest.fixture(scope="module")
+def features(comfy, models):
+    pack, _ = comfy
+    (feats, n), _ = call(node(pack, "DittoAudioToHuBERT"), models=models, audio=audio_dict())
+    return feats, n
+
+
+@pytest.fixture(scope="module")
+def motion(comfy, models, source, features):
+    pack, _ = comfy
+    (m,), ui = call(node(pack, "DittoMotionSampler"), models=models, source=source, audio_features=features[0],
+                    emotion="Neutral", eye_mode="from source", steps=TEST_STEPS, overlap=10, seed=7, guidance=2.0)
+    return m, ui
+
+
+def test_extract_source_image(source):
+    assert source.is_image and source.num_frames == 1
+    assert source.frames.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+def test_extract_source_reports_progress_and_takes_a_region(comfy, models, recorder):
+    pack, _ = comfy
+    mask = torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE)
+    mask[:, 64:128, 64:128] = 1  # around the centre, where the stand-in face is
+    (src, _), _ = call(node(pack, "DittoExtractSource"), models=models, images=image_tensor(_image()), crop_scale=2.0,
+                       face_index=0, face_order="left_to_right", face_region=mask)
+    assert src.num_frames == 1
+    assert recorder.updates and recorder.updates[-1][0] == recorder.updates[-1][1]
+    from ditto_core.face.detect import NoFaceError
+
+    corner = torch.zeros(1, IMAGE_SIZE // 2, IMAGE_SIZE // 2)  # another size: resized to the image
+    corner[:, :8, :8] = 1
+    with pytest.raises(NoFaceError):
+        call(node(pack, "DittoExtractSource"), models=models, images=image_tensor(_image()), crop_scale=2.3,
+             face_index=0, face_order="size", face_region=corner)
+
+
+def test_extract_source_video_batch(comfy, models):
+    pack, _ = comfy
+    frames = np.stack([np.roll(_image(1), 2 * k, axis=1) for k in range(3)])
+    (src, crop), _ = call(node(pack, "DittoExtractSource"), models=models, images=image_tensor(frames), crop_scale=2.3,
+                          face_index=0, face_order="size")
+    assert not src.is_image and src.num_frames == 3 and crop.shape == (3, 512, 512, 3)
+
+
+def test_audio_to_hubert(features, recorder):
+    feats, n = features
+    assert n == N_FRAMES == feats.num_frames
+    assert tuple(feats.features.shape) == (N_FRAMES, 1024) and tuple(feats.vad.shape) == (N_FRAMES,)
+    assert float(feats.vad.max()) > 0.1  # a 0.3-amplitude tone: RMS about 0.21
+
+
+def test_sampler_returns_motion_and_curves(motion, features):
+    m, ui = motion
+    assert m.num_frames == N_FRAMES and tuple(m.motion.shape) == (N_FRAMES, 265) and m.fps == 25.0
+    assert torch.equal(m.vad, features[0].vad)
+    curves = ui["ditto_motion"][0]
+    assert curves["frames"] == N_FRAMES and len(curves["yaw"]) == N_FRAMES and len(curves["mouth"]) == N_FRAMES
+    json.dumps(ui)
+
+
+def test_sampler_seed_is_deterministic_and_options_apply(comfy, models, source, features, motion, recorder):
+    pack, _ = comfy
+    sampler = node(pack, "DittoMotionSampler")
+    base = dict(models=models, source=source, audio_features=features[0], emotion="Neutral", eye_mode="from source",
+                steps=TEST_STEPS, overlap=10, seed=7, guidance=2.0)
+    (again,), _ = call(sampler, **base)
+    assert torch.equal(again.motion, motion[0].motion)
+    assert recorder.updates, "the sampler reported no progress"
+    (other,), _ = call(sampler, **{**base, "emotion": "mix", "emotion_mix": "Happy:0.7, Neutral:0.3",
+                                   "eye_mode": "manual", "eye_open_left": 0.3, "eye_open_right": 0.4, "gaze_x": 0.02})
+    assert other.num_frames == N_FRAMES and not torch.equal(other.motion, motion[0].motion)
+    with pytest.raises(ValueError, match="emotion_mix"):
+        call(sampler, **{**base, "emotion": "mix", "emotion_mix": ""})
+
+
+def test_edit_motion_stacks(comfy, motion):
+    pack, _ = comfy
+    edit = node(pack, "DittoEditMotion")
+    defaults = {k: v[1]["default"] for sec in ("required", "optional")
+                for k, v in type(edit).INPUT_TYPES()[sec].items() if k != "motion"}
+    (m1,), ui1 = call(edit, motion=motion[0], **{**defaults, "end_frame": 1, "yaw": 10.0, "label": "turn"})
+    (m2,), ui2 = call(edit, motion=m1, **{**defaults, "mouth_amplitude": 2.0})
+    assert m1.delta_yaw.tolist() == [10.0, 0.0]
+    assert torch.equal(m2.delta_yaw, m1.delta_yaw) and m2.mouth_amplitude.tolist() == [2.0, 2.0]
+    assert [e["label"] for e in ui2["ditto_motion"][0]["edits"]] == ["turn", "mouth ×2"]
+    assert motion[0].edits == []  # the input motion is untouched
+
+
+def test_save_and_load_motion(comfy, motion):
+    pack, stubs = comfy
+    edited = import_module("ditto_core.edits").apply_edit(motion[0], import_module("ditto_core.edits").EditOptions(pitch=3))
+    res, ui = call(node(pack, "DittoSaveMotion"), motion=edited, filename_prefix="ditto/perf")
+    assert res == ()
+    saved = ui["ditto_motion"][0]["saved"]
+    assert (stubs.output_dir / saved["subfolder"] / saved["filename"]).is_file()
+    choices = type(node(pack, "DittoLoadMotion")).INPUT_TYPES()["required"]["motion_file"][0]
+    name = f"{saved['subfolder']}/{saved['filename']} [output]"
+    assert name in choices
+    loader = node(pack, "DittoLoadMotion")
+    assert type(loader).VALIDATE_INPUTS(name) is True and type(loader).IS_CHANGED(name)
+    (back,), ui = call(loader, motion_file=name)
+    assert torch.equal(back.motion, edited.motion) and torch.equal(back.delta_pitch, edited.delta_pitch)
+    assert ui["ditto_motion"][0]["frames"] == N_FRAMES
+
+
+@pytest.mark.slow
+def test_render_frames_full(comfy, models, source, motion, recorder):
+    pack, _ = comfy
+    (frames, mask, fps), _ = call(node(pack, "DittoRenderFrames"), models=models, source=source, motion=motion[0],
+                                  output="full", batch_size=2)
+    assert frames.shape == (N_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3) and frames.dtype == torch.float32
+    assert mask.shape == (N_FRAMES, IMAGE_SIZE, IMAGE_SIZE) and fps == 25.0
+    assert 0 <= float(frames.min()) and float(frames.max()) <= 1 and 0 <= float(mask.min()) and float(mask.max()) <= 1
+    assert float(mask[:, IMAGE_SIZE // 2, IMAGE_SIZE // 2].min()) > 0.5  # the face in the centre was pasted
+    assert recorder.updates[-1] == (N_FRAMES, N_FRAMES)
+
+
+@pytest.mark.slow
+def test_interrupt_from_the_progress_bar_stops_rendering(comfy, models, source, motion, recorder):
+    pack, _ = comfy
+    recorder.interrupt_after = 0  # Cancel pressed: the first progress update raises
+    renderer = node(pack, "DittoRenderFrames")
+    with pytest.raises(InterruptProcessingException):
+        call(renderer, models=models, source=source, motion=motion[0], output="crop", batch_size=1)
+    assert len(recorder.updates) == 1  # stopped after the first 1-frame batch: frame 2 was never rendered
+
+
+def test_interrupt_before_rendering_renders_nothing(comfy, models, source, motion, recorder):
+    pack, stubs = comfy
+    stubs.model_management.interrupt_current_processing(True)
+    with pytest.raises(InterruptProcessingException):
+        call(node(pack, "DittoRenderFrames"), models=models, source=source, motion=motion[0], output="crop", batch_size=1)
+    assert recorder.updates == []
+
+
+# ------------------------------------------------------------------------------------------------ API workflows
+API_FILES = sorted(API_DIR.glob("*.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", API_FILES, ids=[p.stem for p in API_FILES])
+def test_api_workflow_runs(path, comfy, recorder):
+    pack, stubs = comfy
+    prompt = json.loads(path.read_text())
+    for spec in prompt.values():  # keep the CPU time down
+        if spec["class_type"] == "DittoMotionSampler":
+            spec["inputs"]["steps"] = TEST_STEPS
+    saved: list[dict[str, Any]] = []
+    outputs, uis = run_api_workflow(prompt, pack, make_fakes(stubs, saved))
+
+    assert len(saved) == 1
+    video = saved[0]
+    assert video["frames"] == N_FRAMES and video["fps"] == 25.0 and video["audio"] is not None
+    assert video["path"].is_file() and video["path"].stat().st_size > 0
+    for nid, spec in prompt.items():
+        if spec["class_type"] == "DittoRenderFrames":
+            frames, mask, fps = outputs[nid]
+            assert frames.shape[0] == N_FRAMES and mask.shape == frames.shape[:3] and fps == 25.0
+        if spec["class_type"] in ("DittoMotionSampler", "DittoEditMotion"):
+            assert uis[nid]["ditto_motion"][0]["frames"] == N_FRAMES
+        if spec["class_type"] == "DittoSaveMotion":
+            s = uis[nid]["ditto_motion"][0]["saved"]
+            assert (stubs.output_dir / s["subfolder"] / s["filename"]).is_file()
+    assert recorder.updates and all(0 <= v <= t for v, t in recorder.updates)
