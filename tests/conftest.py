@@ -71,6 +71,10 @@ def golden():
     return load_golden
 
 
+#: the weight-rule salt of the test session's synthetic kit
+KIT_SALT = "test-kit"
+
+
 @pytest.fixture(scope="session")
 def synthetic_kit(tmp_path_factory):
     """One synthetic model kit (official layout, random weights, ~700 MB) per test session; removed afterwards."""
@@ -79,7 +83,7 @@ def synthetic_kit(tmp_path_factory):
     from ditto_core.synthetic import make_synthetic_kit
 
     root = tmp_path_factory.mktemp("kit") / "ditto-talkinghead"
-    make_synthetic_kit(root, salt="tests")
+    make_synthetic_kit(root, salt=KIT_SALT)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

@@ -26,7 +26,7 @@ from ditto_core.synthetic import (  # noqa: E402
     make_synthetic_kit,
 )
 
-SALT = "test-kit"
+from conftest import KIT_SALT as SALT  # noqa: E402  (the kit of conftest uses it)
 
 
 def session(model) -> "ort.InferenceSession":
@@ -335,15 +335,9 @@ def test_blaze_and_mesh_give_open_eyes(models):
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory):
-    """One full synthetic kit per test session (about 700 MB, a few seconds); removed afterwards."""
-    root = tmp_path_factory.mktemp("kit") / "ditto-synthetic"
-    try:
-        make_synthetic_kit(root, salt=SALT)
-    except SyntheticKitError as e:  # a network class is missing
-        pytest.skip(str(e))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def kit(synthetic_kit):
+    """The session's synthetic kit (conftest), built with ``SALT``."""
+    return synthetic_kit
 
 
 def test_kit_layout_and_marker(kit):
