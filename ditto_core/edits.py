@@ -42,7 +42,6 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
