@@ -21,8 +21,9 @@ Per-frame controls (all ``(N,)`` float32) and how they reach the stitcher:
 
 Clip-wide settings (the last edit that sets one wins; the frame range does not apply to them):
 ``blink_interval`` (None = the models' default, 0 = no blinks, > 0 frames between blinks),
-``gaze_fix`` (None = the official behaviour: on whenever the eyes are driven), ``drive_eye`` (None = official:
-True for an image source, False for a video).
+``gaze_fix`` (None = the official behaviour: on exactly when the eyes are driven; True/False force it, the
+stitcher's ``StitchConfig.gaze_fix``),
+``drive_eye`` (None = official: True for an image source, False for a video).
 
 Temporal smoothing is applied to the motion tensor itself (the official centred mean over dims 0:202).
 
@@ -464,7 +465,7 @@ def to_stitch_inputs(motion: Motion, is_image: bool, base: Any = None) -> tuple[
 
     Returns:
         the motion with amplitudes baked in (:func:`shaped_motion`), a StitchConfig derived from ``base``
-        (``num_frames`` = N; blink interval, gaze fix and eye driving from the Motion; ``fade_type`` "s" when the
+        (``num_frames`` = N; blink interval, ``gaze_fix`` and ``drive_eye`` from the Motion; ``fade_type`` "s" when the
         Motion fades and ``base`` has none), and one ctrl dict per frame holding only non-identity controls
         (``delta_pitch/yaw/roll``, ``vad_alpha``, ``fade_alpha``). Controls that ``base.overall_ctrl_info`` also
         sets are combined with it (offsets added, alphas multiplied) instead of overriding it.
@@ -482,14 +483,7 @@ def to_stitch_inputs(motion: Motion, is_image: bool, base: Any = None) -> tuple[
     if motion.drive_eye is not None:
         changes["drive_eye"] = motion.drive_eye
     if motion.gaze_fix is not None:
-        names = {f.name for f in dataclasses.fields(StitchConfig)}
-        if "gaze_fix" in names:
-            changes["gaze_fix"] = motion.gaze_fix
-        elif motion.gaze_fix != (base.resolved_drive_eye(is_image) if motion.drive_eye is None else motion.drive_eye):
-            raise ValueError(
-                f"gaze fix {'on' if motion.gaze_fix else 'off'} is not supported by this ditto_core.stitch "
-                "(its gaze fix follows drive_eye); leave gaze fix on 'keep'"
-            )
+        changes["gaze_fix"] = motion.gaze_fix
     fades = bool((motion.fade_alpha < 1).any())
     if fades and not base.fade_type:
         changes["fade_type"] = "s"

@@ -264,8 +264,26 @@ def test_clip_wide_settings_reach_the_stitch_config():
     assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=0)), True)[1].delta_eye_open_n == -1
     assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=42)), True)[1].delta_eye_open_n == 42
     assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=-1)), True)[1].delta_eye_open_n == 0
-    # gaze fix "on" for an image source is the official behaviour (driven eyes)
-    assert to_stitch_inputs(apply_edit(m, EditOptions(gaze_fix="on")), True)[1].drive_eye is None
+    keep = to_stitch_inputs(m, True)[1]
+    assert keep.gaze_fix is None and keep.resolved_gaze_fix(True) and not keep.resolved_gaze_fix(False)
+    on = apply_edit(m, EditOptions(gaze_fix="on"))
+    off = apply_edit(on, EditOptions(gaze_fix="off"))
+    for is_image in (True, False):
+        assert to_stitch_inputs(on, is_image)[1].resolved_gaze_fix(is_image) is True
+        assert to_stitch_inputs(off, is_image)[1].resolved_gaze_fix(is_image) is False
+        assert to_stitch_inputs(off, is_image)[1].drive_eye is None  # the eyes are still driven as official
+
+
+def test_gaze_fix_off_changes_only_the_eye_keypoints():
+    m = _motion(12)
+    cfg_on = to_stitch_inputs(m, True)[1]
+    cfg_on.flag_stitching = False
+    motion, cfg_off, ctrls = to_stitch_inputs(apply_edit(m, EditOptions(gaze_fix="off")), True)
+    cfg_off.flag_stitching = False
+    on, off = _stitch(m.motion, cfg_on), _stitch(motion, cfg_off, ctrls)
+    diff = (on - off).abs().amax(dim=(0, 2))  # per keypoint
+    changed = {int(k) for k in torch.nonzero(diff > 1e-7)}
+    assert changed and changed <= {11, 15}  # exp[33], [34] -> kp 11; exp[45], [46] -> kp 15
 
 
 def test_overall_ctrl_info_is_combined_not_overridden():
@@ -304,14 +322,14 @@ def test_motion_curves_subsample_long_motions():
 # ------------------------------------------------------------------------------------------ files
 def test_save_load_round_trip(tmp_path):
     m = _motion(17, meta={"emotion": "Happy"})
-    m = apply_edit(m, EditOptions(start=2, end=9, ease_in=2, yaw=7, mouth_amplitude=1.5, blink_interval=30, gaze_fix="off"))
+    m = apply_edit(m, EditOptions(start=2, end=9, ease_in=2, yaw=7, mouth_amplitude=1.5, blink_interval=30, gaze_fix="on"))
     m = apply_edit(m, EditOptions(relax_on_silence=0.5, silence_threshold=0.05, fade_out=3, smoothing=3))
     p = save_motion(tmp_path / "sub" / "perf.safetensors", m)
     back = load_motion(p)
     assert torch.equal(back.motion, m.motion) and torch.equal(back.vad, m.vad)
     for k, v in m.controls().items():
         assert torch.equal(getattr(back, k), v), k
-    assert (back.blink_interval, back.gaze_fix, back.drive_eye) == (30, False, None)
+    assert (back.blink_interval, back.gaze_fix, back.drive_eye) == (30, True, None)
     assert back.edits == m.edits and back.meta == {"emotion": "Happy"} and back.fps == 25.0
 
 

@@ -259,3 +259,32 @@ def test_motion_file_names_stay_inside_the_folders(loaded):
         with pytest.raises(ValueError):
             io.resolve_motion_file(bad)
     assert "does not exist" in io.DittoLoadMotion.VALIDATE_INPUTS("nope.safetensors")
+
+
+def test_fresh_process_uses_the_bundled_ditto_core(tmp_path):
+    """As in ComfyUI: the pack folder lives under custom_nodes/, ditto_core is not on sys.path beforehand."""
+    import subprocess
+    import textwrap
+
+    custom_nodes = tmp_path / "custom_nodes"
+    custom_nodes.mkdir()
+    (custom_nodes / "ComfyUI-Ditto").symlink_to(REPO_ROOT, target_is_directory=True)
+    code = textwrap.dedent(
+        f"""
+        import sys, pathlib
+        sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
+        sys.path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path({str(REPO_ROOT)!r})]
+        import comfy_stubs
+        assert "ditto_core" not in sys.modules
+        comfy_stubs.install_stubs(pathlib.Path({str(tmp_path / "base")!r}))
+        mod = comfy_stubs.load_pack("ComfyUI-Ditto", pathlib.Path({str(custom_nodes / "ComfyUI-Ditto")!r}))
+        import ditto_core.edits
+        print(len(mod.NODE_CLASS_MAPPINGS), ditto_core.__file__)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    count, where = out.stdout.split()
+    assert int(count) == len(EXPECTED_NODES)
+    assert where.startswith(str(custom_nodes / "ComfyUI-Ditto" / "ditto_core"))
+    assert "Traceback" not in out.stderr

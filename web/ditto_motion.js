@@ -73,7 +73,7 @@ function drawCurves(ctx, node, curves) {
       ctx.beginPath();
       ctx.rect(x0, poseTop, x1 - x0, 14);
       ctx.clip();
-      ctx.fillText(label, x0 + 2, poseTop + 10 + (k % 3) * 0);
+      ctx.fillText(label, x0 + 2, poseTop + 10);
       ctx.restore();
     }
   });
