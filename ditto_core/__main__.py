@@ -55,8 +55,7 @@ class _StageBars:
             for other in self.bars.values():
                 other.close()
             bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
 
     def close(self) -> None:
         for bar in self.bars.values():
