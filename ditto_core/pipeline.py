@@ -53,6 +53,7 @@ RENDERER_ROLES = ("appearance_extractor", "motion_extractor", "warp_network", "d
 AUX_ROLES = ("face_detector", "landmark106", "landmark203", "hubert", "blaze_face", "face_mesh")
 DEVICES = ("auto", "cuda", "cpu", "mps")
 OUTPUTS = ("full", "crop")
+EYE_BACKENDS = ("onnx", "mediapipe")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -111,8 +112,13 @@ class DittoModels:
         precision: str = "fp32",
         download: bool = True,
         progress: bool = True,
+        eye_backend: str = "onnx",
     ) -> "DittoModels":
         """Find (and, when ``download``, fetch the missing) official files under ``models_dir`` and load them.
+
+        ``eye_backend``: the 478-point face mesh of the eye features: "onnx" (``blaze_face.onnx`` +
+        ``face_mesh.onnx`` through onnxruntime, the default) or "mediapipe" (``face_landmarker.task`` through the
+        mediapipe package, which must be installed).
 
         Raises :class:`ditto_core.hub.MissingModelsError` (which files, where to put them),
         :class:`ditto_core.checkpoints.CheckpointError` (a wrong, truncated or corrupt file) or
@@ -120,9 +126,14 @@ class DittoModels:
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if eye_backend not in EYE_BACKENDS:
+            raise ValueError(f"eye_backend must be one of {EYE_BACKENDS}, got {eye_backend!r}")
         root = Path(models_dir)
         dev = resolve_device(device)
-        files = ensure_models(root, RENDERER_ROLES + AUX_ROLES, download=download, progress=progress)
+        roles = RENDERER_ROLES + AUX_ROLES
+        if eye_backend == "mediapipe":
+            roles = tuple(r for r in roles if r not in ("blaze_face", "face_mesh")) + ("face_landmarker_task",)
+        files = ensure_models(root, roles, download=download, progress=progress)
         cfg_path = find_model_file(root, "config")
         synthetic = (root / layout.SYNTHETIC_MARKER).exists()
         if synthetic:
@@ -136,8 +147,9 @@ class DittoModels:
             detector=files["face_detector"],
             landmark106=files["landmark106"],
             landmark203=files["landmark203"],
-            blaze_face=files["blaze_face"],
-            face_mesh=files["face_mesh"],
+            blaze_face=files.get("blaze_face"),
+            face_mesh=files.get("face_mesh"),
+            face_landmarker_task=files.get("face_landmarker_task"),
             device=ort,
         )
         defaults = DittoDefaults.from_config(load_config(cfg_path)) if cfg_path is not None else DittoDefaults()
