@@ -209,3 +209,10 @@ def test_wrong_checkpoint_is_named(synthetic_kit, tmp_path):
                 folder / "ditto_pytorch" / "models" / "appearance_extractor.pth")
     with pytest.raises(CheckpointError, match="appearance"):
         DittoModels.load(folder, "cpu", download=False)
+
+
+def test_mediapipe_eye_backend_needs_the_task_file(synthetic_kit):
+    with pytest.raises(MissingModelsError, match="face_landmarker.task"):
+        DittoModels.load(synthetic_kit, "cpu", download=False, eye_backend="mediapipe")
+    with pytest.raises(ValueError, match="eye_backend"):
+        DittoModels.load(synthetic_kit, "cpu", download=False, eye_backend="dlib")
