@@ -77,11 +77,22 @@ KIT_SALT = "test-kit"
 
 @pytest.fixture(scope="session")
 def synthetic_kit(tmp_path_factory):
-    """One synthetic model kit (official layout, random weights, ~700 MB) per test session; removed afterwards."""
+    """One synthetic model kit (official layout, random weights, ~700 MB) per test session; removed afterwards.
+
+    ``$DITTO_TEST_KIT`` names a folder to build it in once and reuse across sessions (kept).
+    """
     import shutil
 
+    from ditto_core.layout import SYNTHETIC_MARKER
     from ditto_core.synthetic import make_synthetic_kit
 
+    env = os.environ.get("DITTO_TEST_KIT")
+    if env:
+        root = Path(env)
+        if not (root / SYNTHETIC_MARKER).exists():
+            make_synthetic_kit(root, salt=KIT_SALT)
+        yield root
+        return
     root = tmp_path_factory.mktemp("kit") / "ditto-talkinghead"
     make_synthetic_kit(root, salt=KIT_SALT)
     yield root

@@ -9,7 +9,6 @@ the centre), 0.08 s of audio (2 frames at 25 fps), 2 DiT steps. The kit is built
 from __future__ import annotations
 
 import json
-import os
 import threading
 import wave
 from importlib import import_module
@@ -36,14 +35,9 @@ TEST_STEPS = 2
 
 # ------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory) -> Path:
-    """The synthetic model kit (built once per session, or ``$DITTO_TEST_KIT``)."""
-    from ditto_core.synthetic import make_synthetic_kit
-
-    env = os.environ.get("DITTO_TEST_KIT")
-    if env:
-        return make_synthetic_kit(env) if not (Path(env) / "SYNTHETIC_MODELS.txt").exists() else Path(env)
-    return make_synthetic_kit(tmp_path_factory.mktemp("kit") / "ditto-talkinghead")
+def kit(synthetic_kit) -> Path:
+    """The session's synthetic model kit (conftest; ``$DITTO_TEST_KIT`` reuses a built one)."""
+    return synthetic_kit
 
 
 @pytest.fixture(scope="module")
