@@ -1,0 +1,826 @@
+"""Streaming generation: 16 kHz audio pushed in pieces -> rendered frames as soon as they are ready.
+
+The official online mode (``stream_pipeline_online.StreamSDK`` with ``online_mode``), on two worker threads:
+
+* **audio + motion thread**: the pushed samples get 1920 zeros in front and are cut into 6480-sample HuBERT
+  chunks every 3200 samples (:class:`ditto_core.audio.OnlineAudioChunker`, the last chunk zero-padded), each
+  giving 5 feature frames (:meth:`HubertFeatureExtractor.chunk_features`). The feature buffer starts with the
+  features of ``P`` silent frames (:meth:`HubertFeatureExtractor.prefill_features`); a DiT window runs every
+  ``hop = 80 - overlap`` new frames (:class:`ditto_core.audio2motion.OnlineMotionSampler`: overlap 70 / hop 10,
+  10 steps, ``fix_kp_cond`` 1 on dims [0, 202], smoothing 3 by default). The first window emits nothing and gives
+  ``d0``, the stitching reference (:meth:`MotionStitcher.set_d0`); each later window emits ``hop`` frames, which
+  are edited (amplitudes, pose offsets, fade-in) and stitched into keypoints ``x_s``, ``x_d``.
+* **render thread**: warp + decode in small batches (the first frame alone, for latency), paste-back into the
+  source frame (or the 512 crop), then hands the frames to the caller.
+
+The stages talk through bounded ``queue.Queue`` s (the render queue holds at most ``queue_size`` emissions), so the
+renderer starts as soon as keypoints exist and the motion thread never runs far ahead. Exceptions raised in a worker
+(including a ``cancel`` callback's) stop both threads and are re-raised to the caller by the next
+:meth:`StreamingSession.push` / :meth:`~StreamingSession.poll` / :meth:`~StreamingSession.frames` /
+:meth:`~StreamingSession.close`; threads are always joined before that, and by :meth:`~StreamingSession.cancel` and
+the context manager's exit.
+
+Frame count. The official path emits ``10·floor(F/10) + 10`` frames for ``F = 5·ceil((samples + 1920) / 3200)``
+features (hop 10): 7 to 17 frames of padding past the speech. By default the session stops at the offline count
+``ceil(seconds·25)`` (the frames it emits equal the official ones one for one); ``official_count=True`` emits the
+official number instead. Audio of at most 80 ms leaves the official path with no frame at all; the default mode
+then appends one chunk of silence (as if the clip ended with silence) so that it still emits ``ceil(seconds·25)``.
+
+Generalisation (no official counterpart): the official prefill is ``overlap`` frames, which aligns the first
+emitted frame with the first audio frame only for ``overlap >= 40``; for a smaller overlap the prefill here is
+``80 - overlap`` frames, which keeps that alignment (identical to the official setup for ``overlap >= 40``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count, load_audio
+from .audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
+from .conditions import mirror_index
+from .edits import HEAD_DIMS, LIP_DIMS
+from .face import paste_back, paste_mask
+from .motion import EXP, MOTION_DIM
+from .pipeline import DittoModels, SamplingOptions, motion_conditions, source_motion_vector
+from .source import Source
+from .stitch import MotionStitcher, StitchConfig
+
+__all__ = [
+    "STREAM_OUTPUTS",
+    "StreamOptions",
+    "StreamFrame",
+    "StreamStats",
+    "StreamRecord",
+    "StreamCancelled",
+    "StreamingSession",
+    "stream_motion_config",
+    "stream_to_file",
+    "format_stats",
+]
+
+#: what the session makes of each frame: pasted back ("full"), the 512 crop ("crop") or keypoints only ("none")
+STREAM_OUTPUTS = ("full", "crop", "none")
+CancelFn = Callable[[], None]
+#: how often (s) blocked waits look at the stop flag, errors and the cancel callback
+_POLL_S = 0.05
+#: pieces of audio the audio queue holds before ``push`` blocks
+_AUDIO_QUEUE = 4
+
+
+class StreamCancelled(RuntimeError):
+    """The session was stopped by :meth:`StreamingSession.cancel` (or used after it)."""
+
+
+class _Stopped(Exception):
+    """Internal: a worker noticed the stop flag."""
+
+
+@dataclass
+class StreamOptions:
+    """Settings of a streaming session. None = the default of the models' config (its online settings when the
+    config pickle is an online one) or of the official online mode.
+
+    Sampling: ``emotion`` (as :class:`ditto_core.pipeline.SamplingOptions`), ``steps`` (DDIM steps, online 10),
+    ``overlap`` (frames two 80-frame windows share, online 70, i.e. a window every 10 frames; 1..79), ``seed``,
+    ``guidance`` (CFG weight, 2). Whole-clip edits: ``mouth`` / ``head`` amplitudes (1 = as generated; deviations
+    from the reference frame ``d0`` are scaled), ``pitch`` / ``yaw`` / ``roll`` offsets (degrees), ``blink`` (frames
+    between blinks, 0 = none), ``drive_eye``, ``fade_in`` (frames from the source expression; a fade-out needs the
+    end of the clip, which a stream does not know). Output: ``output`` ("full" | "crop" | "none"),
+    ``batch_size`` (frames per warp/decode call; the first frame is rendered alone), ``official_count`` (emit the
+    official online frame count instead of stopping at ``ceil(seconds·25)``), ``queue_size`` (emissions of ``hop``
+    frames the render queue holds before the motion thread waits).
+    """
+
+    emotion: Any = None
+    steps: Optional[int] = None
+    overlap: Optional[int] = None
+    seed: int = 0
+    guidance: float = 2.0
+    mouth: float = 1.0
+    head: float = 1.0
+    pitch: float = 0.0
+    yaw: float = 0.0
+    roll: float = 0.0
+    blink: Optional[int] = None
+    drive_eye: Optional[bool] = None
+    fade_in: int = 0
+    output: str = "full"
+    batch_size: int = 4
+    official_count: bool = False
+    queue_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and not 1 <= int(self.steps) <= 1000:
+            raise ValueError(f"StreamOptions.steps must be in 1..1000, got {self.steps}")
+        if self.overlap is not None and not 1 <= int(self.overlap) <= 79:
+            raise ValueError(f"StreamOptions.overlap must be in 1..79 (frames of an 80-frame window), got {self.overlap}")
+        for name in ("mouth", "head"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"StreamOptions.{name} must be a finite amplitude >= 0, got {v!r}")
+        for name in ("pitch", "yaw", "roll", "guidance"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ValueError(f"StreamOptions.{name} must be a finite number, got {v!r}")
+        if self.blink is not None and int(self.blink) < 0:
+            raise ValueError(f"StreamOptions.blink must be None, 0 (no blinks) or frames between blinks, got {self.blink}")
+        if int(self.fade_in) < 0:
+            raise ValueError(f"StreamOptions.fade_in must be >= 0 frames, got {self.fade_in}")
+        if self.output not in STREAM_OUTPUTS:
+            raise ValueError(f"StreamOptions.output must be one of {STREAM_OUTPUTS}, got {self.output!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"StreamOptions.batch_size must be >= 1, got {self.batch_size}")
+        if int(self.queue_size) < 1:
+            raise ValueError(f"StreamOptions.queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclass
+class StreamFrame:
+    """One generated frame. ``image``: (H, W, 3) uint8 RGB (the source frame with the face pasted back, or the
+    512x512 crop; None with output "none"); ``motion`` (265,) the DiT motion as emitted (before edits);
+    ``x_d`` (21, 3) the stitched driving keypoints; ``time``: ``time.perf_counter()`` when it came out."""
+
+    index: int
+    image: Optional[np.ndarray]
+    motion: torch.Tensor
+    x_d: torch.Tensor
+    time: float
+
+
+@dataclass
+class StreamStats:
+    """Timings of a session (seconds, ``time.perf_counter`` differences).
+
+    ``first_frame_latency``: from the moment the motion thread took in the audio piece that completed the chunk
+    making frame 0 possible (with audio fed as fast as it is consumed, that is when it was fed) to frame 0 coming
+    out; ``first_frame_latency_from_push``: the same from the ``push`` call that handed that piece over (includes
+    waiting behind earlier pieces); ``sustained_fps``: frames after the first per second between the first and the
+    last frame; ``wall``: from the session's start to its last frame.
+    """
+
+    frames: int = 0
+    audio_seconds: float = 0.0
+    windows: int = 0
+    first_frame_latency: Optional[float] = None
+    first_frame_latency_from_push: Optional[float] = None
+    sustained_fps: Optional[float] = None
+    wall: Optional[float] = None
+
+    @property
+    def real_time_factor(self) -> Optional[float]:
+        """Wall time per second of audio (< 1: faster than real time)."""
+        if self.wall is None or self.audio_seconds <= 0:
+            return None
+        return self.wall / self.audio_seconds
+
+
+@dataclass
+class StreamRecord:
+    """What the motion thread saw (``record=True``; for tests and inspection). Read it after the session ended.
+
+    ``prefill_feat`` (P, 1024); ``chunk_feat`` one (5, 1024) per HuBERT chunk in order; ``windows`` the sampler's
+    :class:`WindowRecord` s; ``window_chunks[w]`` chunks taken in when window w ran; ``d0`` (265,);
+    ``x_s`` (1 or N, 21, 3) and ``motion`` (N, 265) / ``x_d`` (N, 21, 3) of every emitted frame.
+    """
+
+    prefill_feat: Optional[torch.Tensor] = None
+    chunk_feat: list[np.ndarray] = field(default_factory=list)
+    windows: list[WindowRecord] = field(default_factory=list)
+    window_chunks: list[int] = field(default_factory=list)
+    d0: Optional[torch.Tensor] = None
+    x_s_parts: list[torch.Tensor] = field(default_factory=list)
+    motion_parts: list[torch.Tensor] = field(default_factory=list)
+    x_d_parts: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def motion(self) -> torch.Tensor:
+        return torch.cat(self.motion_parts) if self.motion_parts else torch.zeros(0, MOTION_DIM)
+
+    @property
+    def x_d(self) -> torch.Tensor:
+        return torch.cat(self.x_d_parts) if self.x_d_parts else torch.zeros(0, 21, 3)
+
+    @property
+    def x_s(self) -> Optional[torch.Tensor]:
+        if not self.x_s_parts:
+            return None
+        if self.x_s_parts[0].shape[0] == 1 and all(p.shape[0] == 1 for p in self.x_s_parts):
+            return self.x_s_parts[0]
+        return torch.cat(self.x_s_parts)
+
+
+# ------------------------------------------------------------------------------------------ queue items
+@dataclass
+class _Audio:
+    samples: np.ndarray
+    t_push: float
+
+
+@dataclass
+class _End:
+    t_push: float
+
+
+@dataclass
+class _Keypoints:
+    start: int
+    motion: torch.Tensor  # (k, 265) as emitted
+    x_s: torch.Tensor  # (1 or k, 21, 3)
+    x_d: torch.Tensor  # (k, 21, 3)
+
+
+_DONE = object()
+
+
+def stream_motion_config(models: DittoModels, options: StreamOptions) -> Audio2MotionConfig:
+    """The online audio-to-motion settings: the models' config when it is an online one (``online_mode``), else
+    :meth:`Audio2MotionConfig.online_defaults`; ``options.overlap`` / ``steps`` / ``guidance`` override them.
+    Clipping (``v_min_max_for_clip``) follows the models' config."""
+    d = models.defaults
+    if d.online_mode:
+        base = dict(
+            overlap_v2=int(d.overlap_v2), sampling_timesteps=int(d.sampling_timesteps), fix_kp_cond=int(d.fix_kp_cond),
+            fix_kp_cond_dim=None if d.fix_kp_cond_dim is None else tuple(d.fix_kp_cond_dim), smo_k_d=int(d.smo_k_d),
+        )
+    else:
+        c = Audio2MotionConfig.online_defaults()
+        base = dict(overlap_v2=c.overlap_v2, sampling_timesteps=c.sampling_timesteps, fix_kp_cond=c.fix_kp_cond,
+                    fix_kp_cond_dim=c.fix_kp_cond_dim, smo_k_d=c.smo_k_d)
+    if options.overlap is not None:
+        base["overlap_v2"] = int(options.overlap)
+    if options.steps is not None:
+        base["sampling_timesteps"] = int(options.steps)
+    if not 1 <= base["overlap_v2"] <= 79:
+        raise ValueError(f"overlap: streaming needs 1..79 frames of overlap, the config has {base['overlap_v2']}")
+    return Audio2MotionConfig(**base, v_min_max_for_clip=d.v_min_max_for_clip, guidance_weight=float(options.guidance))
+
+
+def _as_samples(samples: Any) -> np.ndarray:
+    """(T,) 16 kHz float samples (numpy or torch) -> float32 numpy, or a clear error."""
+    if hasattr(samples, "detach"):
+        samples = samples.detach().cpu().numpy()
+    x = np.asarray(samples)
+    if x.dtype.kind not in "fiu":
+        raise ValueError(f"samples: expected a numeric (T,) waveform at 16 kHz, got dtype {x.dtype}")
+    if x.ndim != 1:
+        raise ValueError(f"samples: expected a mono (T,) waveform at 16 kHz, got shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise AudioError("samples: NaN or infinite values in the audio stream")
+    return x
+
+
+class StreamingSession:
+    """Streaming talking-head generation for one registered source (see the module docstring).
+
+    Usage, one thread::
+
+        with StreamingSession(models, source, StreamOptions(output="crop")) as s:
+            for piece in microphone():          # (T,) float32 at 16 kHz, any T
+                s.push(piece)
+                for f in s.poll():              # frames ready now
+                    show(f.image)
+            for f in s.close():                 # end of audio: the rest
+                show(f.image)
+
+    or a producer thread calling :meth:`push` then :meth:`end_audio` while a consumer iterates :meth:`frames`, or
+    :meth:`run` (feeds a whole waveform as fast as it is consumed and yields the frames). Frames wait in an
+    unbounded queue until taken: take them as they come.
+
+    Args:
+        models: the loaded networks (HuBERT, DiT, stitching, warp, decoder) and their defaults.
+        source: a registered :class:`Source` (image or video); its feature volume is computed here if missing.
+        options: :class:`StreamOptions`.
+        cancel: called by every stage between units of work (chunks, windows, render batches) and while the caller
+            waits; it raises to stop everything (the exception reaches the caller). Called from worker threads.
+        noises, x_inits: explicit DDIM eta noises (S-1, 80, 265) and per-window initial x (W, 80, 265) instead of
+            the seeded draws (parity tests against the official random numbers).
+        record: keep a :class:`StreamRecord` in :attr:`record`.
+    """
+
+    def __init__(
+        self,
+        models: DittoModels,
+        source: Source,
+        options: Optional[StreamOptions] = None,
+        *,
+        cancel: Optional[CancelFn] = None,
+        noises: Optional[torch.Tensor] = None,
+        x_inits: Optional[torch.Tensor] = None,
+        record: bool = False,
+    ) -> None:
+        if not isinstance(source, Source):
+            raise ValueError(f"source: expected a registered ditto_core.source.Source, got {type(source).__name__}")
+        self.models = models
+        self.source = source
+        self.options = opts = options or StreamOptions()
+        self._cancel_cb = cancel
+        self.record: Optional[StreamRecord] = StreamRecord() if record else None
+        self.stats = StreamStats()
+        self._t_start = time.perf_counter()
+
+        # ---- audio -> motion
+        d = models.defaults
+        self.motion_config = cfg = stream_motion_config(models, opts)
+        self.prefill_frames = cfg.seq_frames - cfg.fuse_length(online=True)
+        self._chunk = ChunkConfig()
+        with torch.inference_mode():
+            prefill = torch.as_tensor(models.hubert.prefill_features(self.prefill_frames), dtype=torch.float32)
+        if self.record is not None:
+            self.record.prefill_feat = prefill.clone()
+        emotion = d.emo if opts.emotion is None else opts.emotion
+        conditions = motion_conditions(source, SamplingOptions(emotion=emotion), d.eye_f0_mode)
+        self._sampler = OnlineMotionSampler(
+            models.lmdm, conditions, source_motion_vector(source), prefill, cfg, generator=int(opts.seed),
+            noises=noises, x_inits=x_inits, cancel=self._worker_check, record=record,
+            progress=self._on_window,
+        )
+        self._chunker = OnlineAudioChunker(self._chunk)
+        if self.record is not None:
+            self.record.windows = self._sampler.records  # the same list, filled by the sampler
+
+        # ---- stitching
+        base = models.stitch_config()
+        changes: dict[str, Any] = {"num_frames": -1}
+        if opts.blink is not None:
+            changes["delta_eye_open_n"] = -1 if int(opts.blink) == 0 else int(opts.blink)
+        if opts.drive_eye is not None:
+            changes["drive_eye"] = bool(opts.drive_eye)
+        if opts.fade_in > 0 and not base.fade_type:
+            changes["fade_type"] = "s"
+        self.stitch_config: StitchConfig = dataclasses.replace(base, **changes)
+        src_info = (source.x_s_info_frame(0) if source.is_image
+                    else [source.x_s_info_frame(i) for i in range(source.num_frames)])
+        self._stitcher = MotionStitcher(src_info, source.is_image, self.stitch_config, models.stitch,
+                                        rng=int(opts.seed), device=models.device)
+        self._d0: Optional[torch.Tensor] = None
+
+        # ---- rendering
+        self._renderer = None
+        if opts.output != "none":
+            if source.f_s is None:
+                source.compute_f_s(models.appearance, models.device, models.precision)
+            self._renderer = models.renderer(int(opts.batch_size))
+        self._mask512 = paste_mask(512, 512)
+
+        # ---- threads and queues
+        self._audio_q: queue.Queue = queue.Queue(maxsize=_AUDIO_QUEUE)
+        self._render_q: queue.Queue = queue.Queue(maxsize=int(opts.queue_size))
+        self._out_q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._error: Optional[BaseException] = None
+        self._ended = False  # end_audio() called
+        self._finished = False  # every frame handed out and threads joined
+        self._cancelled = False
+        self._emitted = 0  # motion frames emitted (motion thread)
+        self._out_count = 0  # frames handed to the caller
+        self._samples = 0  # samples taken in (motion thread)
+        self._chunks = 0
+        self._limit: Optional[int] = None
+        self._t_enable: Optional[tuple[float, float]] = None  # (taken, pushed) of the piece enabling frame 0
+        self._t_first: Optional[float] = None
+        self._t_last: Optional[float] = None
+        self._threads = [
+            threading.Thread(target=self._run_worker, args=(self._motion_worker,), name="ditto-stream-motion", daemon=True),
+            threading.Thread(target=self._run_worker, args=(self._render_worker,), name="ditto-stream-render", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # ----------------------------------------------------------------------------------------- caller API
+    def push(self, samples: Any) -> None:
+        """Append audio: (T,) float samples at 16 kHz (numpy or torch, any T >= 0). Blocks while the audio queue is
+        full (the pipeline is behind); raises a worker's exception, :class:`StreamCancelled` after :meth:`cancel`."""
+        x = _as_samples(samples)
+        self._check_caller()
+        if self._ended:
+            raise RuntimeError("StreamingSession.push after end_audio()/close(): the audio has ended")
+        if x.shape[0]:
+            self._caller_put(self._audio_q, _Audio(x, time.perf_counter()))
+
+    def end_audio(self) -> None:
+        """Mark the end of the audio (non-blocking apart from a full audio queue); the remaining frames follow."""
+        self._check_caller()
+        if self._ended:
+            return
+        self._ended = True
+        self._caller_put(self._audio_q, _End(time.perf_counter()))
+
+    def poll(self) -> list[StreamFrame]:
+        """The frames ready now (possibly none), without waiting."""
+        out: list[StreamFrame] = []
+        while True:
+            self._check_caller(allow_finished=True)
+            if self._finished:
+                return out
+            try:
+                item = self._out_q.get_nowait()
+            except queue.Empty:
+                return out
+            if item is _DONE:
+                self._finish()
+                return out
+            out.append(item)
+
+    def frames(self) -> Iterator[StreamFrame]:
+        """Yield every frame as it comes out, until the last one after :meth:`end_audio` (blocking)."""
+        while True:
+            self._check_caller(allow_finished=True)
+            if self._finished:
+                return
+            try:
+                item = self._out_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                self._finish()
+                return
+            yield item
+
+    def close(self) -> list[StreamFrame]:
+        """End of audio: flush the pipeline, wait for it, join the threads; returns the frames not taken yet."""
+        if self._finished:
+            return []
+        self.end_audio()
+        return list(self.frames())
+
+    def cancel(self) -> None:
+        """Stop everything now and join the threads; later calls raise :class:`StreamCancelled`."""
+        if self._finished:
+            return
+        self._cancelled = True
+        self._shutdown()
+
+    def run(self, audio_16k: Any, piece: int = 3200) -> Iterator[StreamFrame]:
+        """Feed a whole (T,) 16 kHz waveform in ``piece``-sample pieces from a feeder thread, as fast as the pipeline
+        takes them, then end the audio; yields the frames as they come out. The feeder is joined on exit."""
+        audio = _as_samples(audio_16k)
+        if int(piece) < 1:
+            raise ValueError(f"piece: expected >= 1 samples, got {piece}")
+
+        def feed() -> None:
+            try:
+                for i in range(0, audio.shape[0], int(piece)):
+                    self.push(audio[i : i + int(piece)])
+                self.end_audio()
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                if not self._stop.is_set():  # else: already stopped (error recorded, cancel or early exit)
+                    self._fail(e)
+
+        feeder = threading.Thread(target=feed, name="ditto-stream-feeder", daemon=True)
+        feeder.start()
+        try:
+            yield from self.frames()
+        finally:
+            if not self._finished:
+                self._shutdown()
+            feeder.join()
+
+    @property
+    def alive(self) -> bool:
+        """True while a worker thread is running."""
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def frames_out(self) -> int:
+        return self._out_count
+
+    def __enter__(self) -> "StreamingSession":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if not self._finished:
+            self._cancelled = self._cancelled or exc_type is not None or not self._ended
+            self._shutdown()
+        return False
+
+    # ----------------------------------------------------------------------------------------- internals
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        self._stop.set()
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me:
+                t.join()
+        self._finished = True
+        self._update_stats()
+
+    def _check_caller(self, allow_finished: bool = False) -> None:
+        """In the caller's thread: re-raise a worker error, run the cancel callback, refuse use after cancel."""
+        if self._error is not None:
+            if not self._finished:
+                self._shutdown()
+            raise self._error
+        if self._cancelled:
+            raise StreamCancelled("the streaming session was cancelled")
+        if self._finished and not allow_finished:
+            raise RuntimeError("the streaming session has ended")
+        if self._cancel_cb is not None and not self._finished:
+            try:
+                self._cancel_cb()
+            except BaseException as e:
+                self._fail(e)
+                self._shutdown()
+                raise
+
+    def _caller_put(self, q: queue.Queue, item: Any) -> None:
+        while True:
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                self._check_caller()
+
+    def _finish(self) -> None:
+        for t in self._threads:
+            t.join()
+        self._finished = True
+        self._update_stats()
+        if self._error is not None:
+            raise self._error
+
+    def _update_stats(self) -> None:
+        s = self.stats
+        s.frames = self._out_count
+        s.audio_seconds = self._samples / 16000
+        if self._t_first is not None and self._t_enable is not None:
+            s.first_frame_latency = self._t_first - self._t_enable[0]
+            s.first_frame_latency_from_push = self._t_first - self._t_enable[1]
+        if self._t_first is not None and self._t_last is not None and self._out_count > 1 and self._t_last > self._t_first:
+            s.sustained_fps = (self._out_count - 1) / (self._t_last - self._t_first)
+        if self._t_last is not None:
+            s.wall = self._t_last - self._t_start
+
+    def _on_window(self, windows: int) -> None:
+        self.stats.windows = windows
+
+    def _worker_check(self) -> None:
+        """In a worker: stop when asked to, and give the cancel callback its chance to raise."""
+        if self._stop.is_set():
+            raise _Stopped
+        if self._cancel_cb is not None:
+            self._cancel_cb()
+
+    def _run_worker(self, body: Callable[[], None]) -> None:
+        try:
+            with torch.inference_mode():
+                body()
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            self._fail(e)
+
+    def _get(self, q: queue.Queue) -> Any:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+    def _put(self, q: queue.Queue, item: Any) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    # ---- audio + motion thread
+    def _motion_worker(self) -> None:
+        while True:
+            item = self._get(self._audio_q)
+            t_taken = time.perf_counter()
+            if isinstance(item, _End):
+                self._end_of_audio(t_taken, item.t_push)
+                break
+            self._samples += item.samples.shape[0]
+            for chunk in self._chunker.push(item.samples):
+                self._feed_chunk(chunk, (t_taken, item.t_push))
+        self._put(self._render_q, _DONE)
+
+    def _end_of_audio(self, t_taken: float, t_push: float) -> None:
+        cfg = self.motion_config
+        if not self.options.official_count:
+            self._limit = frame_count(self._samples)
+        t = (t_taken, t_push)
+        for chunk in self._chunker.flush():
+            self._feed_chunk(chunk, t)
+        if not self.options.official_count:
+            # too little audio for any frame past the first window: continue the stream with silence
+            while self._samples > 0 and self.prefill_frames + self._chunk.current * self._chunks <= cfg.seq_frames:
+                self._feed_chunk(np.zeros(self._chunk.chunk_samples, np.float32), t)
+        self._worker_check()
+        n_before = len(self._sampler.records)
+        frames = self._sampler.flush()
+        if self.record is not None:
+            self.record.window_chunks += [self._chunks] * (len(self._sampler.records) - n_before)
+        self._emit(frames, t)
+
+    def _feed_chunk(self, chunk: np.ndarray, t: tuple[float, float]) -> None:
+        self._worker_check()
+        feat = self.models.hubert.chunk_features(chunk)
+        self._chunks += 1
+        n_before = len(self._sampler.records)
+        frames = self._sampler.push(torch.from_numpy(np.array(feat, dtype=np.float32)))
+        if self.record is not None:
+            self.record.chunk_feat.append(np.array(feat, dtype=np.float32))
+            self.record.window_chunks += [self._chunks] * (len(self._sampler.records) - n_before)
+        self._emit(frames, t)
+
+    def _emit(self, frames: torch.Tensor, t: tuple[float, float]) -> None:
+        if self._d0 is None and self._sampler.d0 is not None:
+            self._d0 = self._sampler.d0.clone()
+            self._stitcher.set_d0(self._d0)
+            if self.record is not None:
+                self.record.d0 = self._d0.clone()
+        if self._limit is not None:
+            frames = frames[: max(0, self._limit - self._emitted)]
+        k = int(frames.shape[0])
+        if k == 0:
+            return
+        if self._t_enable is None:
+            self._t_enable = t
+        start = self._emitted
+        frames = frames.clone()
+        shaped = self._shape(frames)
+        x_s, x_d = self._stitcher.stitch_batch(shaped.to(self.models.device), start, self._ctrls(start, k))
+        x_s, x_d = x_s.detach(), x_d.detach()
+        self._emitted += k
+        if self.record is not None:
+            self.record.motion_parts.append(frames.clone())
+            self.record.x_d_parts.append(x_d.cpu().clone())
+            self.record.x_s_parts.append(x_s.cpu().clone())
+        self._put(self._render_q, _Keypoints(start, frames, x_s, x_d))
+
+    def _shape(self, m: torch.Tensor) -> torch.Tensor:
+        """Head / mouth amplitudes: deviations from ``d0`` (the stitcher's reference) scaled."""
+        o = self.options
+        if o.head == 1 and o.mouth == 1:
+            return m
+        assert self._d0 is not None
+        d0 = self._d0.to(m.dtype)[None]
+        out = m.clone()
+        if o.head != 1:
+            out[:, HEAD_DIMS] = d0[:, HEAD_DIMS] + (m[:, HEAD_DIMS] - d0[:, HEAD_DIMS]) * float(o.head)
+        if o.mouth != 1:
+            idx = [EXP.start + i for i in LIP_DIMS]
+            out[:, idx] = d0[:, idx] + (m[:, idx] - d0[:, idx]) * float(o.mouth)
+        return out
+
+    def _ctrls(self, start: int, k: int) -> Optional[list[dict[str, Any]]]:
+        """Per-frame controls of frames start..start+k-1 (pose offsets, fade-in), combined with the config's
+        ``overall_ctrl_info`` as :func:`ditto_core.edits.to_stitch_inputs` does (offsets add, alphas multiply)."""
+        o = self.options
+        overall = self.stitch_config.overall_ctrl_info
+        offsets = [(f"delta_{n}", float(getattr(o, n))) for n in ("pitch", "yaw", "roll") if getattr(o, n) != 0]
+        if not offsets and not (o.fade_in > 0 and start < o.fade_in):
+            return None
+        out = []
+        for i in range(start, start + k):
+            c: dict[str, Any] = {key: float(overall.get(key, 0.0)) + v for key, v in offsets}
+            if i < o.fade_in:
+                c["fade_alpha"] = float(overall.get("fade_alpha", 1.0)) * (i / o.fade_in)
+            out.append(c)
+        return out
+
+    # ---- render thread
+    def _render_worker(self) -> None:
+        pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (index, motion, x_s, x_d)
+        done = False
+        bs = int(self.options.batch_size)
+        while True:
+            if not pending:
+                if done:
+                    break
+                item = self._get(self._render_q)
+                if item is _DONE:
+                    done = True
+                    continue
+                pending += self._split(item)
+            # take whatever else is ready, without waiting
+            while not done and len(pending) < bs:
+                try:
+                    item = self._render_q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _DONE:
+                    done = True
+                else:
+                    pending += self._split(item)
+            n = 1 if self._t_first is None else min(bs, len(pending))  # frame 0 alone: latency
+            batch, pending = pending[:n], pending[n:]
+            self._worker_check()
+            for frame in self._render(batch):
+                now = time.perf_counter()
+                frame.time = now
+                if self._t_first is None:
+                    self._t_first = now
+                self._t_last = now
+                self._out_count += 1
+                self._out_q.put(frame)
+        self._out_q.put(_DONE)
+
+    @staticmethod
+    def _split(item: _Keypoints) -> list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        k = item.x_d.shape[0]
+        return [(item.start + j, item.motion[j], item.x_s[j if item.x_s.shape[0] == k else 0], item.x_d[j])
+                for j in range(k)]
+
+    def _render(self, batch: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[StreamFrame]:
+        src = self.source
+        idx = [mirror_index(i, src.num_frames) for i, *_ in batch]
+        x_d = torch.stack([b[3] for b in batch])
+        if self._renderer is None:
+            return [StreamFrame(i, None, m, xd.cpu(), 0.0) for (i, m, _, xd) in batch]
+        assert src.f_s is not None
+        if src.is_image or all(s == idx[0] for s in idx):
+            f_s, x_s = src.f_s[idx[0] : idx[0] + 1], batch[0][2][None]
+        else:
+            f_s, x_s = src.f_s[idx], torch.stack([b[2] for b in batch])
+        renders = self._renderer.render(f_s, x_s, x_d).cpu().numpy()
+        out = []
+        for (i, m, _, xd), s, render in zip(batch, idx, renders):
+            if self.options.output == "crop":
+                image = render.astype(np.uint8)
+            else:
+                image = paste_back(src.frames[s], render, src.M_c2o[s], self._mask512)
+            out.append(StreamFrame(i, image, m, xd.cpu(), 0.0))
+        return out
+
+
+# ------------------------------------------------------------------------------------------ command line
+def stream_to_file(
+    models: DittoModels,
+    source: Any,
+    audio: Any,
+    out_path: str | Path,
+    options: Optional[StreamOptions] = None,
+    *,
+    crop_scale: Optional[float] = None,
+    face_index: int = 0,
+    piece: int = 3200,
+    cancel: Optional[CancelFn] = None,
+) -> StreamStats:
+    """Portrait (path or RGB uint8 frames) + speech (path or (T,) 16 kHz waveform) -> an mp4 written frame by frame
+    as the streaming session produces them, with the audio fed in ``piece``-sample pieces as fast as it is consumed
+    (the ``generate --stream`` command). Returns the session's :class:`StreamStats`. On an error or an interrupt
+    nothing is left under ``out_path``."""
+    from .inputs import read_source
+    from .pipeline import extract_source, source_options
+    from .video import VideoWriter
+
+    opts = options or StreamOptions()
+    if opts.output == "none":
+        raise ValueError("output: a video needs rendered frames ('full' or 'crop'), got 'none'")
+    out = Path(out_path)
+    if not out.parent.is_dir():
+        raise ValueError(f"output: the folder {out.parent} does not exist")
+    if isinstance(source, (str, Path)):
+        n_max = models.defaults.template_n_frames
+        frames, is_image = read_source(source, n_max if n_max > 0 else -1)
+    else:
+        frames = np.asarray(source)
+        is_image = frames.ndim == 3 or frames.shape[0] == 1
+    wave = load_audio(audio, None if isinstance(audio, (str, Path)) else 16000, name="audio")
+    src = extract_source(models, frames, source_options(models, crop_scale=crop_scale, face_index=face_index),
+                         is_image=is_image, cancel=cancel)
+    with VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000) as writer:
+        with StreamingSession(models, src, opts, cancel=cancel) as session:
+            for frame in session.run(wave, piece):
+                writer.write(frame.image)
+            stats = session.stats
+    return stats
+
+
+def format_stats(stats: StreamStats) -> str:
+    """Two lines for the command line: first-frame latency, sustained fps and the real-time factor."""
+    lat = "n/a" if stats.first_frame_latency is None else f"{stats.first_frame_latency * 1000:.0f} ms"
+    lat_push = "" if stats.first_frame_latency_from_push is None else \
+        f" ({stats.first_frame_latency_from_push * 1000:.0f} ms from its push)"
+    fps = "n/a" if stats.sustained_fps is None else f"{stats.sustained_fps:.2f} fps"
+    rtf = "n/a" if stats.real_time_factor is None else f"{stats.real_time_factor:.2f}"
+    return (f"first-frame latency: {lat}{lat_push}\n"
+            f"sustained: {fps} over {stats.frames} frames; {stats.audio_seconds:.2f} s of audio, "
+            f"{stats.windows} DiT windows, real-time factor {rtf}")
+
