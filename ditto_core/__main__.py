@@ -75,6 +75,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         fade_in=args.fade_in, fade_out=args.fade_out, batch_size=args.batch_size,
     )
     models_dir = Path(args.models) if args.models else default_models_dir()
+    if args.stream:
+        return _run_generate_stream(args, emotion, models_dir)
     bars = _StageBars(not args.quiet)
     try:
         models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
@@ -84,6 +86,28 @@ def _run_generate(args: argparse.Namespace) -> int:
         bars.close()
     if not args.quiet:
         print(f"wrote {out}")
+    return 0
+
+
+def _run_generate_stream(args: argparse.Namespace, emotion: object, models_dir: Path) -> int:
+    """``generate --stream``: the streaming session (official online mode), frames written as they come out."""
+    from .pipeline import DittoModels
+    from .stream import StreamOptions, format_stats, stream_to_file
+
+    if args.fade_out:
+        raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
+    options = StreamOptions(
+        emotion=emotion, steps=args.steps, overlap=args.overlap, seed=args.seed, mouth=args.mouth, head=args.head,
+        pitch=args.pitch, yaw=args.yaw, roll=args.roll, blink=args.blink,
+        drive_eye=False if args.no_drive_eye else None, fade_in=args.fade_in, batch_size=args.batch_size,
+    )
+    models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
+                              progress=not args.quiet)
+    stats = stream_to_file(models, args.source, args.audio, args.out, options, crop_scale=args.crop_scale,
+                           face_index=args.face_index)
+    if not args.quiet:
+        print(format_stats(stats))
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -122,6 +146,9 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fade-in", type=int, default=0, help="frames to fade in from the source expression")
     p.add_argument("--fade-out", type=int, default=0, help="frames to fade out to the source expression")
     p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
+    p.add_argument("--stream", action="store_true",
+                   help="streaming generation (official online mode: overlap 70, 10 steps unless set): audio fed in "
+                   "chunks, frames written as they come out; prints first-frame latency and sustained fps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_generate)
 

@@ -34,6 +34,7 @@ emitted frame with the first audio frame only for ``overlap >= 40``; for a small
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import queue
 import threading
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,15 +59,15 @@ from .stitch import MotionStitcher, StitchConfig
 
 __all__ = [
     "STREAM_OUTPUTS",
-    "StreamOptions",
-    "StreamFrame",
-    "StreamStats",
-    "StreamRecord",
     "StreamCancelled",
+    "StreamFrame",
+    "StreamOptions",
+    "StreamRecord",
+    "StreamStats",
     "StreamingSession",
+    "format_stats",
     "stream_motion_config",
     "stream_to_file",
-    "format_stats",
 ]
 
 #: what the session makes of each frame: pasted back ("full"), the 512 crop ("crop") or keypoints only ("none")
@@ -99,12 +100,14 @@ class StreamOptions:
     end of the clip, which a stream does not know). Output: ``output`` ("full" | "crop" | "none"),
     ``batch_size`` (frames per warp/decode call; the first frame is rendered alone), ``official_count`` (emit the
     official online frame count instead of stopping at ``ceil(seconds·25)``), ``queue_size`` (emissions of ``hop``
-    frames the render queue holds before the motion thread waits).
+    frames the render queue holds before the motion thread waits), ``motion_threads`` (intra-op threads of the
+    audio + motion thread: None = 1 on a CPU device, where the DiT's small matmuls gain little from more threads and
+    the renderer needs the cores, untouched elsewhere; with PyTorch's OpenMP backend this is a per-thread setting).
     """
 
     emotion: Any = None
-    steps: Optional[int] = None
-    overlap: Optional[int] = None
+    steps: int | None = None
+    overlap: int | None = None
     seed: int = 0
     guidance: float = 2.0
     mouth: float = 1.0
@@ -112,13 +115,14 @@ class StreamOptions:
     pitch: float = 0.0
     yaw: float = 0.0
     roll: float = 0.0
-    blink: Optional[int] = None
-    drive_eye: Optional[bool] = None
+    blink: int | None = None
+    drive_eye: bool | None = None
     fade_in: int = 0
     output: str = "full"
     batch_size: int = 4
     official_count: bool = False
     queue_size: int = 4
+    motion_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.steps is not None and not 1 <= int(self.steps) <= 1000:
@@ -143,6 +147,8 @@ class StreamOptions:
             raise ValueError(f"StreamOptions.batch_size must be >= 1, got {self.batch_size}")
         if int(self.queue_size) < 1:
             raise ValueError(f"StreamOptions.queue_size must be >= 1, got {self.queue_size}")
+        if self.motion_threads is not None and int(self.motion_threads) < 1:
+            raise ValueError(f"StreamOptions.motion_threads must be None or >= 1, got {self.motion_threads}")
 
 
 @dataclass
@@ -152,7 +158,7 @@ class StreamFrame:
     ``x_d`` (21, 3) the stitched driving keypoints; ``time``: ``time.perf_counter()`` when it came out."""
 
     index: int
-    image: Optional[np.ndarray]
+    image: np.ndarray | None
     motion: torch.Tensor
     x_d: torch.Tensor
     time: float
@@ -172,13 +178,13 @@ class StreamStats:
     frames: int = 0
     audio_seconds: float = 0.0
     windows: int = 0
-    first_frame_latency: Optional[float] = None
-    first_frame_latency_from_push: Optional[float] = None
-    sustained_fps: Optional[float] = None
-    wall: Optional[float] = None
+    first_frame_latency: float | None = None
+    first_frame_latency_from_push: float | None = None
+    sustained_fps: float | None = None
+    wall: float | None = None
 
     @property
-    def real_time_factor(self) -> Optional[float]:
+    def real_time_factor(self) -> float | None:
         """Wall time per second of audio (< 1: faster than real time)."""
         if self.wall is None or self.audio_seconds <= 0:
             return None
@@ -194,11 +200,11 @@ class StreamRecord:
     ``x_s`` (1 or N, 21, 3) and ``motion`` (N, 265) / ``x_d`` (N, 21, 3) of every emitted frame.
     """
 
-    prefill_feat: Optional[torch.Tensor] = None
+    prefill_feat: torch.Tensor | None = None
     chunk_feat: list[np.ndarray] = field(default_factory=list)
     windows: list[WindowRecord] = field(default_factory=list)
     window_chunks: list[int] = field(default_factory=list)
-    d0: Optional[torch.Tensor] = None
+    d0: torch.Tensor | None = None
     x_s_parts: list[torch.Tensor] = field(default_factory=list)
     motion_parts: list[torch.Tensor] = field(default_factory=list)
     x_d_parts: list[torch.Tensor] = field(default_factory=list)
@@ -212,7 +218,7 @@ class StreamRecord:
         return torch.cat(self.x_d_parts) if self.x_d_parts else torch.zeros(0, 21, 3)
 
     @property
-    def x_s(self) -> Optional[torch.Tensor]:
+    def x_s(self) -> torch.Tensor | None:
         if not self.x_s_parts:
             return None
         if self.x_s_parts[0].shape[0] == 1 and all(p.shape[0] == 1 for p in self.x_s_parts):
@@ -266,6 +272,12 @@ def stream_motion_config(models: DittoModels, options: StreamOptions) -> Audio2M
     return Audio2MotionConfig(**base, v_min_max_for_clip=d.v_min_max_for_clip, guidance_weight=float(options.guidance))
 
 
+@functools.lru_cache(maxsize=1)
+def _openmp_backend() -> bool:
+    """True when ATen parallelises with OpenMP, where ``torch.set_num_threads`` acts on the calling thread only."""
+    return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def _as_samples(samples: Any) -> np.ndarray:
     """(T,) 16 kHz float samples (numpy or torch) -> float32 numpy, or a clear error."""
     if hasattr(samples, "detach"):
@@ -313,11 +325,11 @@ class StreamingSession:
         self,
         models: DittoModels,
         source: Source,
-        options: Optional[StreamOptions] = None,
+        options: StreamOptions | None = None,
         *,
-        cancel: Optional[CancelFn] = None,
-        noises: Optional[torch.Tensor] = None,
-        x_inits: Optional[torch.Tensor] = None,
+        cancel: CancelFn | None = None,
+        noises: torch.Tensor | None = None,
+        x_inits: torch.Tensor | None = None,
         record: bool = False,
     ) -> None:
         if not isinstance(source, Source):
@@ -326,7 +338,7 @@ class StreamingSession:
         self.source = source
         self.options = opts = options or StreamOptions()
         self._cancel_cb = cancel
-        self.record: Optional[StreamRecord] = StreamRecord() if record else None
+        self.record: StreamRecord | None = StreamRecord() if record else None
         self.stats = StreamStats()
         self._t_start = time.perf_counter()
 
@@ -364,7 +376,7 @@ class StreamingSession:
                     else [source.x_s_info_frame(i) for i in range(source.num_frames)])
         self._stitcher = MotionStitcher(src_info, source.is_image, self.stitch_config, models.stitch,
                                         rng=int(opts.seed), device=models.device)
-        self._d0: Optional[torch.Tensor] = None
+        self._d0: torch.Tensor | None = None
 
         # ---- rendering
         self._renderer = None
@@ -380,7 +392,7 @@ class StreamingSession:
         self._out_q: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
         self._ended = False  # end_audio() called
         self._finished = False  # every frame handed out and threads joined
         self._cancelled = False
@@ -388,10 +400,10 @@ class StreamingSession:
         self._out_count = 0  # frames handed to the caller
         self._samples = 0  # samples taken in (motion thread)
         self._chunks = 0
-        self._limit: Optional[int] = None
-        self._t_enable: Optional[tuple[float, float]] = None  # (taken, pushed) of the piece enabling frame 0
-        self._t_first: Optional[float] = None
-        self._t_last: Optional[float] = None
+        self._limit: int | None = None
+        self._t_enable: tuple[float, float] | None = None  # (taken, pushed) of the piece enabling frame 0
+        self._t_first: float | None = None
+        self._t_last: float | None = None
         self._threads = [
             threading.Thread(target=self._run_worker, args=(self._motion_worker,), name="ditto-stream-motion", daemon=True),
             threading.Thread(target=self._run_worker, args=(self._render_worker,), name="ditto-stream-render", daemon=True),
@@ -497,7 +509,7 @@ class StreamingSession:
     def frames_out(self) -> int:
         return self._out_count
 
-    def __enter__(self) -> "StreamingSession":
+    def __enter__(self) -> StreamingSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -608,6 +620,11 @@ class StreamingSession:
 
     # ---- audio + motion thread
     def _motion_worker(self) -> None:
+        n = self.options.motion_threads
+        if n is None and self.models.device.type == "cpu":
+            n = 1
+        if n is not None and _openmp_backend():
+            torch.set_num_threads(int(n))  # this thread's OpenMP team only (see StreamOptions.motion_threads)
         while True:
             item = self._get(self._audio_q)
             t_taken = time.perf_counter()
@@ -628,7 +645,7 @@ class StreamingSession:
             self._feed_chunk(chunk, t)
         if not self.options.official_count:
             # too little audio for any frame past the first window: continue the stream with silence
-            while self._samples > 0 and self.prefill_frames + self._chunk.current * self._chunks <= cfg.seq_frames:
+            while self._samples > 0 and self.prefill_frames + self._chunk.current * self._chunks < cfg.seq_frames:
                 self._feed_chunk(np.zeros(self._chunk.chunk_samples, np.float32), t)
         self._worker_check()
         n_before = len(self._sampler.records)
@@ -688,7 +705,7 @@ class StreamingSession:
             out[:, idx] = d0[:, idx] + (m[:, idx] - d0[:, idx]) * float(o.mouth)
         return out
 
-    def _ctrls(self, start: int, k: int) -> Optional[list[dict[str, Any]]]:
+    def _ctrls(self, start: int, k: int) -> list[dict[str, Any]] | None:
         """Per-frame controls of frames start..start+k-1 (pose offsets, fade-in), combined with the config's
         ``overall_ctrl_info`` as :func:`ditto_core.edits.to_stitch_inputs` does (offsets add, alphas multiply)."""
         o = self.options
@@ -775,12 +792,12 @@ def stream_to_file(
     source: Any,
     audio: Any,
     out_path: str | Path,
-    options: Optional[StreamOptions] = None,
+    options: StreamOptions | None = None,
     *,
-    crop_scale: Optional[float] = None,
+    crop_scale: float | None = None,
     face_index: int = 0,
     piece: int = 3200,
-    cancel: Optional[CancelFn] = None,
+    cancel: CancelFn | None = None,
 ) -> StreamStats:
     """Portrait (path or RGB uint8 frames) + speech (path or (T,) 16 kHz waveform) -> an mp4 written frame by frame
     as the streaming session produces them, with the audio fed in ``piece``-sample pieces as fast as it is consumed
@@ -805,12 +822,11 @@ def stream_to_file(
     wave = load_audio(audio, None if isinstance(audio, (str, Path)) else 16000, name="audio")
     src = extract_source(models, frames, source_options(models, crop_scale=crop_scale, face_index=face_index),
                          is_image=is_image, cancel=cancel)
-    with VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000) as writer:
-        with StreamingSession(models, src, opts, cancel=cancel) as session:
-            for frame in session.run(wave, piece):
-                writer.write(frame.image)
-            stats = session.stats
-    return stats
+    with VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000) as writer, \
+            StreamingSession(models, src, opts, cancel=cancel) as session:
+        for frame in session.run(wave, piece):
+            writer.write(frame.image)
+    return session.stats
 
 
 def format_stats(stats: StreamStats) -> str:
