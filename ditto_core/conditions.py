@@ -13,6 +13,8 @@ All outputs are float32 torch tensors on the device of ``aud_feat``.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -95,33 +97,45 @@ def emotion_mix(weights: Mapping[int | str, float]) -> torch.Tensor:
     return (total / wsum).float()
 
 
-def parse_emotion_text(text: str) -> int | dict[str, float]:
-    """A user's emotion text -> an index or a ``{label: weight}`` mix.
+def parse_emotion_mix(text: str) -> dict[str, float]:
+    """``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}``.
 
-    ``"Happy"``, ``"happy"`` or ``"3"`` -> 3; ``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}``
-    (weights >= 0, not all zero; :func:`emotion_mix` normalises them).
+    Labels are case-insensitive names or indices 0-7; a label without a weight counts 1; items are separated by
+    commas, semicolons or new lines; weights must be >= 0 and not all zero (:func:`emotion_mix` normalises them).
     """
+    out: dict[str, float] = {}
+    for raw in str(text).replace(";", ",").replace("\n", ",").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        label, _, weight = item.partition(":")
+        try:
+            name = EMOTION_LABELS[emotion_index(int(label) if label.strip().isdigit() else label)]
+        except ValueError:
+            raise ValueError(f"unknown emotion {label.strip()!r} in {item!r}; expected one of {', '.join(EMOTION_LABELS)}") from None
+        try:
+            w = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"weight of {name} must be a number, got {weight.strip()!r}") from None
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"weight of {name} must be >= 0, got {w}")
+        out[name] = out.get(name, 0.0) + w
+    if not out:
+        raise ValueError("the emotion mix is empty; write e.g. 'Happy:0.7, Neutral:0.3'")
+    if sum(out.values()) <= 0:
+        raise ValueError("the emotion mix weights must not all be zero")
+    return out
+
+
+def parse_emotion_text(text: str) -> int | dict[str, float]:
+    """A user's emotion text -> an index (``"Happy"``, ``"happy"``, ``"3"`` -> 3) or a ``{label: weight}`` mix
+    (``"Happy:0.7, Neutral:0.3"``, see :func:`parse_emotion_mix`)."""
     s = str(text).strip()
     if not s:
         raise ValueError(f"emotion: empty; expected a label ({', '.join(EMOTION_LABELS)}), an index 0-7 or a mix like 'Happy:0.7, Neutral:0.3'")
-    if ":" not in s and "," not in s:
+    if not any(c in s for c in ":,;\n"):
         return emotion_index(int(s)) if s.lstrip("-").isdigit() else emotion_index(s)
-    mix: dict[str, float] = {}
-    for item in (p for p in s.split(",") if p.strip()):
-        label, sep, weight = item.partition(":")
-        if not sep:
-            raise ValueError(f"emotion mix item {item.strip()!r}: expected 'Label:weight'")
-        name = EMOTION_LABELS[emotion_index(int(label) if label.strip().isdigit() else label)]
-        try:
-            w = float(weight)
-        except ValueError:
-            raise ValueError(f"emotion mix: weight of {name} must be a number, got {weight.strip()!r}") from None
-        if not w >= 0:
-            raise ValueError(f"emotion mix: weight of {name} must be >= 0, got {w}")
-        mix[name] = mix.get(name, 0.0) + w
-    if sum(mix.values()) <= 0:
-        raise ValueError("emotion mix: the weights must not all be zero")
-    return mix
+    return parse_emotion_mix(s)
 
 
 def parse_emotion(emo: EmotionSpec) -> torch.Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .progress import ComfyProgress
@@ -16,30 +15,14 @@ MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
 def parse_emotion_mix(text: str) -> dict[str, float]:
-    """``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}`` (labels case-insensitive; a label
-    without a weight counts 1). Raises ``ValueError`` naming the bad entry."""
-    names = {n.lower(): n for n in EMOTION_LABELS}
-    out: dict[str, float] = {}
-    for raw in text.replace(";", ",").replace("\n", ",").split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        label, _, weight = item.partition(":")
-        key = label.strip().lower()
-        if key not in names:
-            raise ValueError(f"emotion_mix: unknown emotion {label.strip()!r} in {item!r}; expected {', '.join(EMOTION_LABELS)}")
-        try:
-            w = float(weight) if weight.strip() else 1.0
-        except ValueError:
-            raise ValueError(f"emotion_mix: weight of {label.strip()!r} must be a number, got {weight.strip()!r}") from None
-        if not math.isfinite(w) or w < 0:
-            raise ValueError(f"emotion_mix: weight of {label.strip()!r} must be >= 0, got {w}")
-        out[names[key]] = out.get(names[key], 0.0) + w
-    if not out:
-        raise ValueError('emotion_mix: emotion is "mix" but emotion_mix is empty; write e.g. "Happy:0.7, Neutral:0.3"')
-    if sum(out.values()) <= 0:
-        raise ValueError("emotion_mix: the weights must not all be zero")
-    return out
+    """``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}`` (:func:`ditto_core.conditions.parse_emotion_mix`);
+    errors name the ``emotion_mix`` input."""
+    from ditto_core.conditions import parse_emotion_mix as parse
+
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise ValueError(f"emotion_mix: {e}") from None
 
 
 class DittoMotionSampler:

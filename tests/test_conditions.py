@@ -128,3 +128,17 @@ def test_bad_shapes_raise_clear_errors():
         build_conditions(aud, 4, eo, eb, np.zeros(60))
     with pytest.raises(ValueError, match="unsupported emotion"):
         build_conditions(aud, 2.5, eo, eb, sc)
+
+
+def test_parse_emotion_text_label_index_and_mix():
+    from ditto_core.conditions import parse_emotion_text
+
+    assert parse_emotion_text("Happy") == 3
+    assert parse_emotion_text(" contempt ") == 7
+    assert parse_emotion_text("4") == 4
+    assert parse_emotion_text("Happy:0.7, neutral:0.3") == {"Happy": 0.7, "Neutral": 0.3}
+    assert parse_emotion_text("sad; 0:2") == {"Sad": 1.0, "Angry": 2.0}
+    for bad, msg in (("", "empty"), ("Joy", "unknown"), ("9", "0..7"), ("Happy:x", "number"), ("Happy:0", "zero"),
+                     ("Happy:-1", ">= 0"), ("Joy:1", "unknown emotion")):
+        with pytest.raises(ValueError, match=msg):
+            parse_emotion_text(bad)
