@@ -1,0 +1,250 @@
+"""The benchmark scripts (benchmarks/) run end to end in tiny configurations; structure only, never timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ditto_core.audio import frame_count
+
+from conftest import REPO_ROOT
+
+BENCH_DIR = REPO_ROOT / "benchmarks"
+
+
+def _load(name: str):
+    """Import a script of benchmarks/ as a module (they are run as scripts, not installed)."""
+    spec = importlib.util.spec_from_file_location(f"ditto_benchmarks_{name}", BENCH_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load("bench")
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return _load("networks")
+
+
+@pytest.fixture(scope="module")
+def common():
+    return _load("common")
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """Cells of the Markdown table rows in ``text`` (header first, separator dropped)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("| "):
+            out.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return out
+
+
+def _is_pos(v) -> bool:
+    return isinstance(v, float) and math.isfinite(v) and v > 0
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def test_measure_runs_warmup_then_repeats(common):
+    calls = []
+    samples, timer = common.measure(lambda: calls.append(1), "cpu", repeats=3, warmup=2)
+    assert len(calls) == 5 and len(samples) == 3 and timer == "wall"
+    assert all(s >= 0 for s in samples)
+    with pytest.raises(ValueError, match="repeats"):
+        common.measure(lambda: None, "cpu", repeats=0)
+
+
+def test_format_table_is_an_aligned_markdown_table(common):
+    text = common.format_table(("a", "long header"), [("x", "1"), ("yyyy", "22")])
+    lines = text.splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1
+    assert lines[1].startswith("|-") and _table_rows(text) == [["a", "long header"], ["x", "1"], ["yyyy", "22"]]
+    with pytest.raises(ValueError, match="cells"):
+        common.format_table(("a", "b"), [("only one",)])
+
+
+def test_peak_rss_reset_and_machine_facts(common):
+    peak = common.peak_rss_mib()
+    rss = common.current_rss_mib()
+    assert peak is not None and rss is not None and peak >= rss * 0.9
+    if common.reset_peak_rss():  # Linux: the peak drops back to about the current RSS
+        blob = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        after = common.peak_rss_mib()
+        del blob
+        assert after >= common.current_rss_mib()
+    info = common.machine_info("cpu")
+    assert info["cores"] >= 1 and info["cpu"] and info["gpu"] is None
+    vers = common.versions()
+    assert {"python", "torch", "numpy", "onnxruntime"} <= set(vers)
+
+
+def test_synthetic_inputs(bench):
+    img = bench.make_portrait(300, seed=1)
+    assert img.shape == (300, 300, 3) and img.dtype == np.uint8
+    assert np.array_equal(img, bench.make_portrait(300, seed=1))
+    c = img[150 - 10 : 150 + 10, 150 - 10 : 150 + 10].reshape(-1, 3).mean(0)
+    assert c[0] > c[2]  # a skin tone (red over blue) in the centre, where the stand-in detector puts the face
+    wave = bench.make_speech(1.5, seed=2)
+    assert wave.dtype == np.float32 and wave.shape == (24000,)
+    assert np.abs(wave).max() <= 1.0 and np.array_equal(wave, bench.make_speech(1.5, seed=2))
+    blocks = np.abs(wave[: 24000 // 320 * 320].reshape(-1, 320)).max(1)  # 20 ms blocks
+    assert (blocks < 1e-3).any() and (blocks > 0.1).mean() > 0.3  # pauses and voiced stretches
+    assert not np.array_equal(wave, bench.make_speech(1.5, seed=3))
+
+
+def test_bench_argument_parsing(bench):
+    opts, ns = bench.parse_args([])
+    assert opts.stages == bench.STAGES and opts.steps == (10, 50) and opts.seconds == 2.0 and opts.size == 1432
+    assert opts.precision == "fp32" and opts.job_steps is None and not ns.memory_scaling
+    opts, ns = bench.parse_args(["--precision", "bf16", "--stages", "job", "job", "--steps", "2", "--memory-scaling",
+                                 "--scaling-seconds", "1", "3"])
+    assert opts.stages == ("job",) and opts.steps == (2,) and ns.scaling_seconds == [1.0, 3.0]
+    for bad in (["--precision", "fp8"], ["--stages", "render"], ["--seconds", "0"], ["--steps", "0"],
+                ["--batch-size", "0"], ["--models", "/no/such/folder"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
+def test_networks_argument_parsing(networks):
+    opts, json_path = networks.parse_args(["--networks", "dit", "warp", "--batch", "4", "--precision", "bf16"])
+    assert opts.networks == ("dit", "warp") and opts.batch == 4 and json_path is None
+    for bad in (["--networks", "renderer"], ["--batch", "0"], ["--steps", "0"], ["--overlap", "80"]):
+        with pytest.raises(SystemExit):
+            networks.parse_args(bad)
+
+
+# -------------------------------------------------------------------------------------- networks.py
+
+
+def test_networks_script_end_to_end(tmp_path):
+    """The script as a user runs it: the stitching MLP and one DiT step, one repeat; table and JSON structure."""
+    out = tmp_path / "networks.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "networks.py"), "--networks", "stitching", "dit", "--steps", "1",
+         "--repeats", "1", "--warmup", "0", "--batch", "3", "--overlap", "20", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = _table_rows(proc.stdout)
+    assert table[0] == ["network", "inputs", "precision", "ms/call", "frames/call", "ms/frame", "frames/s"]
+    assert [r[0] for r in table[1:]] == ["stitching", "dit (1 step)"]
+    res = json.loads(out.read_text())
+    assert res["schema"] == "ditto-bench-networks/1" and res["device"] == "cpu"
+    assert {"cpu", "cores", "ram_gib", "load_average"} <= set(res["machine"])
+    assert res["weights"].startswith("weight rule")
+    stitch, dit = res["rows"]
+    assert stitch["frames_per_call"] == 3.0 and stitch["precision"] == "fp32"
+    assert dit["frames_per_call"] == 60.0  # a window adds 80 - overlap frames
+    for r in res["rows"]:
+        assert len(r["samples_ms"]) == 1 and r["timer"] == "wall"
+        assert _is_pos(r["ms_per_call"]) and r["ms_per_frame"] == pytest.approx(r["ms_per_call"] / r["frames_per_call"])
+        assert r["fps"] == pytest.approx(1000.0 / r["ms_per_frame"])
+
+
+# ----------------------------------------------------------------------------------------- bench.py
+
+
+def _check_rows(bench, res: dict) -> dict[str, dict]:
+    rows = res["rows"]
+    for r in rows:
+        assert set(r) == set(bench.ROW_KEYS), r["name"]
+    stages = [r["stage"] for r in rows]
+    assert [s for s in dict.fromkeys(stages)] == list(bench.STAGES)  # every stage reported, in order
+    return {r["name"]: r for r in rows}
+
+
+def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
+    """Every stage that renders nothing, on a 3-frame clip: rows, units, derived columns, skipped rows, JSON."""
+    opts = bench.BenchOptions(device="cpu", seconds=0.12, size=256, steps=(2,), repeats=1, warmup=0,
+                              stages=("source", "audio", "dit", "stitch", "paste", "encode"))
+    res = bench.run_benchmark(opts, models=synthetic_models)
+    res = json.loads(json.dumps(res))  # JSON-able as written by --json
+    assert res["schema"] == "ditto-bench/1"
+    assert {"machine", "versions", "date", "options", "inputs", "setup", "rows", "memory"} <= set(res)
+    n = frame_count(int(round(0.12 * 16000)))
+    assert res["inputs"]["frames"] == n == 3 and res["inputs"]["image_size"] == [256, 256]
+    assert res["options"]["precision"] == "fp32" and res["options"]["device"] == "cpu"
+    by = _check_rows(bench, res)
+    hop = 80 - synthetic_models.defaults.overlap_v2
+    assert by["audio features (HuBERT)"]["frames_per_unit"] == n
+    assert by["DiT window, 2 steps"]["frames_per_unit"] == hop and by["DiT window, 2 steps"]["unit"] == "80-frame window"
+    assert by["paste-back"]["unit"] == "batch of 3" and by["paste-back"]["frames_per_unit"] == 3
+    for name in ("source registration", "audio features (HuBERT)", "DiT window, 2 steps", "stitching", "paste-back",
+                 "encode (H.264 + AAC)"):
+        r = by[name]
+        assert not r["skipped"] and len(r["samples_ms"]) == 1 and _is_pos(r["ms_per_unit"])
+        assert r["ms_per_frame"] == pytest.approx(r["ms_per_unit"] / r["frames_per_unit"])
+        assert r["rtf"] == pytest.approx(r["ms_per_frame"] * 25 / 1000)
+    for name in ("warp", "decode", "whole offline job", "online first-frame latency", "online sustained"):
+        assert by[name]["skipped"] and by[name]["ms_per_unit"] is None and by[name]["note"] == "not selected"
+    assert _is_pos(res["memory"]["peak_rss_mib"])
+    text = bench.format_result(res)
+    table = _table_rows(text)
+    assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
+    assert [r[2] for r in table[1:]].count("skipped") == 5
+
+
+@pytest.mark.slow
+def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
+    """The script as a user runs it, every stage, a 1-frame clip in bf16: table on stdout and the JSON file."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "bench.py"), "--models", str(synthetic_kit), "--device", "cpu",
+         "--precision", "bf16", "--seconds", "0.04", "--size", "256", "--steps", "2", "--job-steps", "2",
+         "--batch-size", "1", "--repeats", "1", "--warmup", "0", "--online-frames", "1", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    by = _check_rows(bench, res)
+    assert res["inputs"]["frames"] == 1 and res["inputs"]["synthetic_models"]
+    assert res["options"]["precision"] == "bf16"
+    for name in ("warp", "decode", "whole offline job"):
+        assert not by[name]["skipped"] and _is_pos(by[name]["ms_per_unit"])
+    job = by["whole offline job"]
+    assert job["rtf"] == pytest.approx(job["ms_per_unit"] / 1000 / res["inputs"]["audio_seconds"])
+    lat = by["online first-frame latency"]
+    if lat["skipped"]:
+        assert "ditto_core.stream" in lat["note"]
+    else:
+        assert _is_pos(lat["ms_per_unit"])
+    mem = res["memory"]
+    assert _is_pos(mem["job_peak_rss_mib"]) and _is_pos(mem["peak_rss_mib"])
+    table = _table_rows(proc.stdout)
+    assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
+    assert "memory: peak RSS" in proc.stdout
+
+
+@pytest.mark.slow
+def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
+    """--memory-scaling: one fresh process per clip, both peaks and their ratio reported."""
+    out = tmp_path / "mem.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "bench.py"), "--memory-scaling", "--scaling-seconds", "0.04", "0.08",
+         "--models", str(synthetic_kit), "--device", "cpu", "--precision", "bf16", "--size", "256",
+         "--job-steps", "1", "--batch-size", "2", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["schema"] == "ditto-bench-memory/1"
+    assert [r["seconds"] for r in res["runs"]] == [0.04, 0.08] and [r["frames"] for r in res["runs"]] == [1, 2]
+    first, last = res["runs"]
+    assert _is_pos(first["job_peak_rss_mib"]) and _is_pos(last["job_peak_rss_mib"])
+    assert res["ratio"] == pytest.approx(last["job_peak_rss_mib"] / first["job_peak_rss_mib"])
+    assert res["ok"] == (res["ratio"] <= 1.2)
+    assert "peak RSS ratio 0.08 s / 0.04 s" in proc.stdout
