@@ -116,9 +116,15 @@ def warp_net():
     return _net("warp_network")
 
 
-def test_warp_native_export(warp_net, onnx_dir):
+@pytest.fixture(scope="module")
+def warp_native(warp_net, onnx_dir):
+    """The warp exported with its native 5-D GridSample (once per module)."""
+    return export_onnx("warp_network", warp_net, onnx_dir / onnx_filename("warp_network"))
+
+
+def test_warp_native_export(warp_net, warp_native):
     """The two 5-D grid samples export as standard GridSample-20 nodes (named as the official graph's)."""
-    path = export_onnx("warp_network", warp_net, onnx_dir / onnx_filename("warp_network"))
+    path = warp_native
     m = onnx.load(str(path))
     assert onnx_filename("warp_network") == "warp_network_ori.onnx"
     assert [n.name for n in grid_sample_nodes(m)] == ["/dense_motion_network/GridSample", "/GridSample"]
@@ -127,14 +133,14 @@ def test_warp_native_export(warp_net, onnx_dir):
     _check_parity("warp_network", warp_net, path)
 
 
-def test_warp_decomposed_export(warp_net, onnx_dir):
+def test_warp_decomposed_export(warp_net, warp_native, onnx_dir):
     """The TensorRT-compatible warp: no 5-D GridSample left, two 4-D ones, every new node named .../GridSample/...,
     and still the PyTorch output."""
     path = export_onnx("warp_network", warp_net, onnx_dir / "warp_gs4d.onnx", grid_sample="decomposed")
     m = onnx.load(str(path))
     assert grid_sample_nodes(m) == []
     assert [n.name for n in grid_sample_nodes(m, rank=4)] == ["/dense_motion_network/GridSample", "/GridSample"]
-    native = onnx.load(str(onnx_dir / onnx_filename("warp_network")))
+    native = onnx.load(str(warp_native))
     native_names = {n.name for n in native.graph.node}
     added = [n for n in m.graph.node if n.name not in native_names]
     assert added and all("GridSample" in n.name for n in added)
