@@ -33,6 +33,8 @@ from ditto_core.models.stitching import StitchingNetwork
 from ditto_core.models.warping import WarpingNetwork
 from ditto_core.weights import apply_weight_rule
 
+pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
+
 SALT = "onnx-export-test"
 TOL = 1e-4
 BUILD = {
