@@ -288,3 +288,13 @@ def test_fresh_process_uses_the_bundled_ditto_core(tmp_path):
     assert int(count) == len(EXPECTED_NODES)
     assert where.startswith(str(custom_nodes / "ComfyUI-Ditto" / "ditto_core"))
     assert "Traceback" not in out.stderr
+
+
+def test_web_directory_is_declared_once():
+    """ComfyUI serves WEB_DIRECTORY and also a ``[tool.comfy] web`` folder from pyproject.toml: declaring both
+    loads the extension twice (the second registration fails in the frontend)."""
+    import tomllib
+
+    comfy = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["comfy"]
+    assert "web" not in comfy
+    assert {"PublisherId", "DisplayName", "Icon"} <= set(comfy)
