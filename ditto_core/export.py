@@ -20,9 +20,9 @@ stitch_network         kp_source, kp_driving (B, 21, 3)                   out (B
 
 TensorRT's ``IGridSampleLayer`` (and its ONNX parser) is 4-D only (NVIDIA/TensorRT #4618, TensorRT 10.x).
 ``grid_sample="decomposed"`` rewrites every 5-D ``GridSample`` node of the exported graph into standard ops around
-one 4-D ``GridSample`` (:func:`decompose_grid_sample_3d`): the volume is zero-padded by one voxel in D and H,
-its depth slices are stacked along H, and the trilinear sample becomes one bilinear sample of the two depth slices
-around each point, blended by the depth weight. Every node of that subgraph is named
+one 4-D ``GridSample`` (:func:`decompose_grid_sample_3d`): the volume is zero-padded by one voxel on every
+spatial side, its depth slices are tiled into one 2-D image, and the trilinear sample becomes one bilinear sample
+of the two depth slices around each point, blended by the depth weight. Every node of that subgraph is named
 ``<original GridSample node name>/...`` so a precision rule matching "GridSample" in layer names keeps the whole
 coordinate arithmetic in fp32.
 """
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -309,11 +310,12 @@ def decompose_grid_sample_3d(model):
     around one 4-D ``GridSample``; returns the rewritten ``onnx.ModelProto`` (the input is not modified).
 
     For ``X`` (N, C, D, H, W) and ``grid`` (N, Do, Ho, Wo, 3) with static D, H, W, Do, Ho, Wo (N, C may be
-    dynamic): ``X`` is zero-padded to (D+2, H+2) and reshaped to (N, C, (D+2)(H+2), W); the depth coordinate
-    ``iz`` (voxel units, clamped to [-1, D]) splits into slice ``z0 = floor(iz)`` (clamped to [-1, D-1]) and
-    weight ``wz = iz - z0``; ``iy`` is clamped to [-1, H] (beyond that both rows are padding, as in the 5-D op);
-    one 4-D GridSample reads both slices of every point; the result is ``(1 - wz) s0 + wz s1``. Equal to the 5-D op
-    up to float rounding of the stacked row coordinate (~1e-4 voxel in fp32).
+    dynamic): ``X`` is zero-padded to (D+2, H+2, W+2) and its slices tiled on a near-square grid into
+    (N, C, rows (H+2), cols (W+2)); the depth coordinate ``iz`` (voxel units, clamped to [-1, D]) splits into slice
+    ``z0 = floor(iz)`` (clamped to [-1, D-1]) and weight ``wz = iz - z0``; ``ix``/``iy`` are clamped to [-1, W]/[-1, H]
+    (beyond that both neighbours are zero padding, as in the 5-D op); one 4-D GridSample reads both slices of every
+    point; the result is ``(1 - wz) s0 + wz s1``. Equal to the 5-D op up to the fp32 rounding of the tiled image
+    coordinates (~ulp(1) * tiled size / 2, ~1e-5 voxel here); the tiling keeps that size small.
     """
     import onnx
     from onnx import helper
@@ -383,7 +385,11 @@ def _decomposition(
 
     d, h, w = in_size
     do, ho, wo = out_size
-    hs = (d + 2) * (h + 2)
+    # the D + 2 padded slices are tiled on a rows x cols grid of (H + 2, W + 2) tiles (zero tiles fill the rest)
+    cols = math.ceil(math.sqrt(d + 2))
+    rows = math.ceil((d + 2) / cols)
+    extra = rows * cols - (d + 2)
+    ht, wt = rows * (h + 2), cols * (w + 2)
     nodes: list = []
     inits: list = []
 
@@ -401,17 +407,23 @@ def _decomposition(
         return outs
 
     f = np.float32
-    # the volume, padded by one zero voxel on both sides of D and H, its slices stacked along H
-    (xp,) = op("Pad", "pad_volume", [x, const("pads", [0, 0, 1, 1, 0, 0, 0, 1, 1, 0], np.int64)], mode="constant")
-    (xs,) = op("Reshape", "stack_slices", [xp, const("stacked_shape", [0, 0, hs, w], np.int64)])
-    # grid (N, Do, Ho, Wo, 3) -> x (kept normalised: W is unchanged), y and z in voxel units
-    gx, gy, gz = op("Split", "split_xyz", [grid, const("split_sizes", [1, 1, 1], np.int64)], n_out=3, axis=-1)
-    (iy,) = op("Mul", "y_scale", [gy, const("half_h", f(h / 2))])
-    (iy,) = op("Add", "y_shift", [iy, const("y_offset", f(h / 2 - 0.5))])
-    (iy,) = op("Clip", "y_clip", [iy, const("y_min", f(-1)), const("y_max", f(h))])
-    (iz,) = op("Mul", "z_scale", [gz, const("half_d", f(d / 2))])
-    (iz,) = op("Add", "z_shift", [iz, const("z_offset", f(d / 2 - 0.5))])
-    (iz,) = op("Clip", "z_clip", [iz, const("z_min", f(-1)), const("z_max", f(d))])
+    i64 = np.int64
+    # the volume padded by one zero voxel on both sides of D, H and W (plus `extra` zero slices), then tiled
+    pads = [0, 0, 1, 1, 1, 0, 0, 1 + extra, 1, 1]
+    (xp,) = op("Pad", "pad_volume", [x, const("pads", pads, i64)], mode="constant")
+    (xt,) = op("Reshape", "tile_split", [xp, const("tile_shape", [0, 0, rows, cols, h + 2, w + 2], i64)])
+    (xt,) = op("Transpose", "tile_order", [xt], perm=[0, 1, 2, 4, 3, 5])
+    (xs,) = op("Reshape", "tile_image", [xt, const("image_shape", [0, 0, ht, wt], i64)])
+    # grid (N, Do, Ho, Wo, 3) -> x, y, z in voxel units, clamped where both neighbours are padding anyway
+    gx, gy, gz = op("Split", "split_xyz", [grid, const("split_sizes", [1, 1, 1], i64)], n_out=3, axis=-1)
+
+    def voxel(g: str, size: int, axis: str) -> str:
+        (v,) = op("Mul", f"{axis}_scale", [g, const(f"half_{axis}", f(size / 2))])
+        (v,) = op("Add", f"{axis}_shift", [v, const(f"{axis}_offset", f(size / 2 - 0.5))])
+        (v,) = op("Clip", f"{axis}_clip", [v, const(f"{axis}_min", f(-1)), const(f"{axis}_max", f(size))])
+        return v
+
+    ix, iy, iz = voxel(gx, w, "x"), voxel(gy, h, "y"), voxel(gz, d, "z")
     (z0,) = op("Floor", "z_floor", [iz])
     (z0,) = op("Clip", "z0_clip", [z0, const("z0_min", f(-1)), const("z0_max", f(d - 1))])
     (wz,) = op("Sub", "z_weight", [iz, z0])
@@ -419,15 +431,26 @@ def _decomposition(
     # both slices of every point, stacked along the output depth axis: (N, 2*Do, Ho, Wo, 1)
     (zz,) = op("Concat", "z_pair", [z0, z1], axis=1)
     (yy,) = op("Concat", "y_pair", [iy, iy], axis=1)
-    (xx,) = op("Concat", "x_pair", [gx, gx], axis=1)
-    # stacked row r = (z + 1) (H + 2) + (y + 1), normalised (align_corners=0) as (2 r + 1) / Hs - 1, computed as
-    # z * a + y * b + c so that no intermediate holds the large row number (fp32 rounding stays ~1e-7 of 1)
-    (yz,) = op("Mul", "row_of_slice", [zz, const("slice_scale", f(2.0 * (h + 2) / hs))])
-    (yr,) = op("Mul", "row_in_slice", [yy, const("row_scale", f(2.0 / hs))])
-    (yn,) = op("Add", "row_sum", [yz, yr])
-    (yn,) = op("Add", "row_shift", [yn, const("row_offset", f((2.0 * (h + 2) + 2.0 + 1.0) / hs - 1.0))])
-    (g2,) = op("Concat", "grid_xy", [xx, yn], axis=-1)
-    (g2,) = op("Reshape", "grid_2d", [g2, const("grid_shape", [0, 2 * do * ho, wo, 2], np.int64)])
+    (xx,) = op("Concat", "x_pair", [ix, ix], axis=1)
+    # padded slice s = z + 1 sits in tile (s // cols, s % cols)
+    (sl,) = op("Add", "slice", [zz, const("one_s", f(1))])
+    (trow,) = op("Div", "tile_row_div", [sl, const("cols", f(cols))])
+    (trow,) = op("Floor", "tile_row", [trow])
+    (tcol,) = op("Mul", "tile_row_start", [trow, const("cols_m", f(cols))])
+    (tcol,) = op("Sub", "tile_col", [sl, tcol])
+
+    def normalised(tile: str, v: str, size: int, total: int, axis: str) -> str:
+        """(2 (tile (size + 2) + v + 1) + 1) / total - 1, as tile * a + v * b + c (no large intermediates)."""
+        (a,) = op("Mul", f"{axis}_tile", [tile, const(f"{axis}_tile_scale", f(2.0 * (size + 2) / total))])
+        (b,) = op("Mul", f"{axis}_in_tile", [v, const(f"{axis}_in_tile_scale", f(2.0 / total))])
+        (n,) = op("Add", f"{axis}_sum", [a, b])
+        (n,) = op("Add", f"{axis}_norm", [n, const(f"{axis}_norm_offset", f(3.0 / total - 1.0))])
+        return n
+
+    yn = normalised(trow, yy, h, ht, "y")
+    xn = normalised(tcol, xx, w, wt, "x")
+    (g2,) = op("Concat", "grid_xy", [xn, yn], axis=-1)
+    (g2,) = op("Reshape", "grid_2d", [g2, const("grid_shape", [0, 2 * do * ho, wo, 2], i64)])
     mode = "linear" if opset >= 20 else "bilinear"
     nodes.append(
         helper.make_node(
