@@ -799,9 +799,9 @@ def stream_to_file(
     piece: int = 3200,
     cancel: CancelFn | None = None,
 ) -> StreamStats:
-    """Portrait (path or RGB uint8 frames) + speech (path or (T,) 16 kHz waveform) -> an mp4 written frame by frame
-    as the streaming session produces them, with the audio fed in ``piece``-sample pieces as fast as it is consumed
-    (the ``generate --stream`` command). Returns the session's :class:`StreamStats`. On an error or an interrupt
+    """Portrait (path or RGB uint8 frames) + speech (a file path, a (T,) 16 kHz waveform or a ComfyUI AUDIO mapping)
+    -> an mp4 written frame by frame as the streaming session produces them, the audio fed in ``piece``-sample
+    pieces as fast as it is consumed (the ``generate --stream`` command). Returns the session's :class:`StreamStats`. On an error or an interrupt
     nothing is left under ``out_path``."""
     from .inputs import read_source
     from .pipeline import extract_source, source_options
@@ -819,7 +819,8 @@ def stream_to_file(
     else:
         frames = np.asarray(source)
         is_image = frames.ndim == 3 or frames.shape[0] == 1
-    wave = load_audio(audio, None if isinstance(audio, (str, Path)) else 16000, name="audio")
+    is_wave = isinstance(audio, (np.ndarray, torch.Tensor))
+    wave = load_audio(audio, 16000 if is_wave else None, name="audio")
     src = extract_source(models, frames, source_options(models, crop_scale=crop_scale, face_index=face_index),
                          is_image=is_image, cancel=cancel)
     with VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000) as writer, \

@@ -137,6 +137,21 @@ def test_edits_match_a_hand_stitch(synthetic_models, source):
     assert not torch.allclose(p.record.x_d, x_d, atol=1e-3)
 
 
+def test_video_source_keypoints(synthetic_models):
+    """A 3-frame video source: one x_s per generated frame (ping-pong source frames), eyes not driven."""
+    frames = np.stack([np.roll(face_image(), 2 * i, axis=1) for i in range(3)])
+    video = extract_source(synthetic_models, frames, is_image=False)
+    out, s = _motion_only(synthetic_models, video, _speech(0.3, seed=6))
+    n = frame_count(round(0.3 * 16000))
+    assert len(out) == n and s.record.x_s.shape == (n, 21, 3)
+    st = MotionStitcher([video.x_s_info_frame(i) for i in range(3)], False, synthetic_models.stitch_config(),
+                        synthetic_models.stitch, rng=0, d0=s.record.d0)
+    with torch.no_grad():
+        x_s, x_d = st.stitch_batch(s.record.motion, 0)
+    assert torch.allclose(s.record.x_s, x_s) and torch.allclose(s.record.x_d, x_d, atol=1e-6)
+    assert torch.equal(s.record.x_s[3], s.record.x_s[2])  # frames 0 1 2 2 1 0 ...
+
+
 def test_rendered_frames_incremental(synthetic_models, source):
     """2 frames (60 ms): frame 0 is rendered alone and comes out first; crops equal the renderer's output."""
     audio = _speech(0.06, seed=5)
