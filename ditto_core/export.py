@@ -505,7 +505,10 @@ def _run_export(args: argparse.Namespace) -> int:
     from .hub import MissingModelsError
 
     roles = args.roles or list(ONNX_SPECS)
-    batch: int | str = args.batch if args.batch == "dynamic" else int(args.batch)
+    try:
+        batch: int | str = args.batch if args.batch == "dynamic" else int(args.batch)
+    except ValueError:
+        raise ValueError(f"--batch: expected 'dynamic' or a positive int, got {args.batch!r}") from None
     _check_batch(batch)
     paths = {role: find_model_file(args.models_dir, role) for role in roles}
     missing = [r for r, p in paths.items() if p is None]

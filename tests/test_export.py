@@ -256,3 +256,6 @@ def test_export_cli(tmp_path):
 
     with pytest.raises(MissingModelsError, match="decoder"):
         args.func(args)
+    args = parser.parse_args(["export-onnx", str(models), str(tmp_path / "out"), "--batch", "two"])
+    with pytest.raises(ValueError, match="--batch: expected 'dynamic' or a positive int"):
+        args.func(args)
