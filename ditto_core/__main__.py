@@ -80,7 +80,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     bars = _StageBars(not args.quiet)
     try:
         models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, backend=args.renderer)
         generate(models, args.source, args.audio, out, options, progress=bars)
     finally:
         bars.close()
@@ -146,6 +146,9 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fade-in", type=int, default=0, help="frames to fade in from the source expression")
     p.add_argument("--fade-out", type=int, default=0, help="frames to fade out to the source expression")
     p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
+    p.add_argument("--renderer", default="pytorch", choices=("pytorch", "tensorrt"),
+                   help="renderer backend; tensorrt needs an NVIDIA GPU and the tensorrt package (engines are built "
+                   "on first use and cached beside the models), else the PyTorch renderer is used with a warning")
     p.add_argument("--stream", action="store_true",
                    help="streaming generation (official online mode: overlap 70, 10 steps unless set): audio fed in "
                    "chunks, frames written as they come out; prints first-frame latency and sustained fps")
@@ -212,7 +215,13 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
 
 
 #: one registration function per command; a new command appends its ``_add_<name>`` here
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download]
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    from .export import add_export_command
+
+    add_export_command(subparsers)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

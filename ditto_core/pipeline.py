@@ -54,6 +54,7 @@ AUX_ROLES = ("face_detector", "landmark106", "landmark203", "hubert", "blaze_fac
 DEVICES = ("auto", "cuda", "cpu", "mps")
 OUTPUTS = ("full", "crop")
 EYE_BACKENDS = ("onnx", "mediapipe")
+BACKENDS = ("pytorch", "tensorrt")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -103,6 +104,8 @@ class DittoModels:
     defaults: DittoDefaults = field(default_factory=DittoDefaults)
     synthetic: bool = False
     files: dict[str, Path] = field(default_factory=dict)
+    #: renderer backend: "pytorch" or "tensorrt" (optional; falls back to PyTorch with a warning)
+    backend: str = "pytorch"
 
     @classmethod
     def load(
@@ -113,12 +116,14 @@ class DittoModels:
         download: bool = True,
         progress: bool = True,
         eye_backend: str = "onnx",
+        backend: str = "pytorch",
     ) -> "DittoModels":
         """Find (and, when ``download``, fetch the missing) official files under ``models_dir`` and load them.
 
         ``eye_backend``: the 478-point face mesh of the eye features: "onnx" (``blaze_face.onnx`` +
         ``face_mesh.onnx`` through onnxruntime, the default) or "mediapipe" (``face_landmarker.task`` through the
-        mediapipe package, which must be installed).
+        mediapipe package, which must be installed). ``backend``: the renderer, "pytorch" or "tensorrt" (see
+        :mod:`ditto_core.trt`).
 
         Raises :class:`ditto_core.hub.MissingModelsError` (which files, where to put them),
         :class:`ditto_core.checkpoints.CheckpointError` (a wrong, truncated or corrupt file) or
@@ -126,6 +131,8 @@ class DittoModels:
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if eye_backend not in EYE_BACKENDS:
             raise ValueError(f"eye_backend must be one of {EYE_BACKENDS}, got {eye_backend!r}")
         root = Path(models_dir)
@@ -170,6 +177,7 @@ class DittoModels:
             defaults=defaults,
             synthetic=synthetic,
             files=files,
+            backend=backend,
         )
 
     def release(self) -> None:
@@ -180,6 +188,18 @@ class DittoModels:
             torch.cuda.empty_cache()
 
     def renderer(self, batch_size: int = 4) -> Renderer:
+        """The renderer of :attr:`backend`: PyTorch, or TensorRT (engines built once and cached; when TensorRT
+        cannot run here, one warning and the PyTorch renderer)."""
+        if self.backend == "pytorch":
+            return self.pytorch_renderer(batch_size)
+        cache = self.__dict__.setdefault("_renderers", {})
+        if batch_size not in cache:
+            from .trt import make_renderer
+
+            cache[batch_size] = make_renderer(self, self.backend, batch_size)
+        return cache[batch_size]
+
+    def pytorch_renderer(self, batch_size: int = 4) -> Renderer:
         return Renderer(self.warp, self.decoder, self.device, RendererConfig(self.precision, batch_size))
 
     def stitch_config(self) -> StitchConfig:

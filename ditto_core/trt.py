@@ -610,7 +610,7 @@ def make_renderer(
         trt_config = TensorRTConfig(precision="fp32" if models.precision == "fp32" else "fp16")
     trt_config.validate()
     if backend == "pytorch":
-        return models.renderer(batch_size)
+        return models.pytorch_renderer(batch_size)
     ok, why = tensorrt_available(models.device)
     if ok:
         try:
@@ -620,4 +620,4 @@ def make_renderer(
         except Exception as e:
             why = f"{type(e).__name__}: {e}"
     log.warning("TensorRT renderer unavailable: %s; using the PyTorch renderer", why)
-    return models.renderer(batch_size)
+    return models.pytorch_renderer(batch_size)
