@@ -283,7 +283,7 @@ def _fake_models(device: str = "cpu", precision: str = "fp32", models_dir: Path 
     warp, decoder = _TinyWarp(), _TinyDecoder()
     return SimpleNamespace(
         device=torch.device(device), precision=precision, models_dir=models_dir, warp=warp, decoder=decoder,
-        renderer=lambda b: Renderer(warp, decoder, "cpu", RendererConfig(precision, b)),
+        pytorch_renderer=lambda b: Renderer(warp, decoder, "cpu", RendererConfig(precision, b)),
     )
 
 
