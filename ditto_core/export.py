@@ -152,38 +152,6 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-@contextlib.contextmanager
-def _static_shapes(model: nn.Module) -> Iterator[None]:
-    """Trace-friendly forwards for the duration of an export, set per instance and removed afterwards.
-
-    ``ConvNeXtV2``'s ``LayerNorm2d`` passes ``(x.shape[-1],)`` as the normalised shape, which the TorchScript
-    tracer records as a dynamic value that ``layer_norm``'s ONNX symbolic rejects ("not constant"); the
-    replacement does the same maths (channels-last layer norm) with the channel count as a Python int.
-    """
-    import torch.nn.functional as F
-
-    patched: list[nn.Module] = []
-
-    def layer_norm_2d(mod: nn.Module):
-        channels = int(mod.weight.shape[0])
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            y = F.layer_norm(x.permute(0, 2, 3, 1), (channels,), mod.weight, mod.bias, mod.eps)
-            return y.permute(0, 3, 1, 2)
-
-        return forward
-
-    try:
-        for mod in model.modules():
-            if type(mod).__name__ == "LayerNorm2d" and "forward" not in vars(mod):
-                mod.forward = layer_norm_2d(mod)
-                patched.append(mod)
-        yield
-    finally:
-        for mod in patched:
-            del mod.forward
-
-
 def export_onnx(
     role: str,
     model: nn.Module,
@@ -230,7 +198,7 @@ def export_onnx(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with _eval_mode(model), _static_shapes(model), torch.no_grad(), warnings.catch_warnings():
+        with _eval_mode(model), torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
             warnings.filterwarnings("ignore", message=".*will be removed.*")
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)

@@ -30,10 +30,11 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_channels))
         self.bias = nn.Parameter(torch.zeros(num_channels))
         self.eps = eps
+        self.num_channels = int(num_channels)  # a Python int: ONNX export needs a constant normalised shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+        x = F.layer_norm(x, (self.num_channels,), self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 
 
