@@ -66,6 +66,16 @@ def assert_images_close(out_u8, ref_u8, max_diff: int = 1, frac: float = 0.999, 
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (restored afterwards): the DiT is made of small matmuls, which one OpenMP
+    thread runs faster than two on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def golden():
     """``golden(name)`` loads ``<golden dir>/<name>.safetensors``."""
     return load_golden

@@ -13,16 +13,9 @@ from ditto_core.weights import apply_weight_rule
 
 from conftest import assert_close_rel
 
-pytestmark = pytest.mark.golden
+pytestmark = [pytest.mark.golden, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The DiT is made of small matmuls; on a shared 2-core machine, 2 OpenMP threads are ~20x slower than 1.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _offline_cfg(meta) -> Audio2MotionConfig:

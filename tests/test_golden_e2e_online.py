@@ -15,16 +15,9 @@ from ditto_core.stream import StreamingSession, StreamOptions
 from conftest import assert_close_rel, load_golden
 from test_golden_e2e import golden_models
 
-pytestmark = pytest.mark.golden
+pytestmark = [pytest.mark.golden, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the DiT is made of small matmuls: on a shared 2-core machine one OpenMP thread is much faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _pieces(audio: np.ndarray, seed: int = 0):
