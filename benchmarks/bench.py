@@ -46,6 +46,8 @@ from common import (  # noqa: E402
     describe_environment,
     ensure_repo_on_path,
     fmt_num,
+    fmt_spread,
+    load_average,
     format_table,
     machine_info,
     measure,
@@ -525,6 +527,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         "setup": setup,
         "rows": rows,
         "memory": memory,
+        "load_average_end": load_average(),
     }
 
 
@@ -571,7 +574,7 @@ def _online_rows(opts: BenchOptions, models: Any, src: Any, wave: np.ndarray, n:
 
 # ------------------------------------------------------------------------------------------------ output
 
-HEADERS = ("stage", "unit", "ms/unit", "ms/frame", "frames/s", "RTF")
+HEADERS = ("stage", "unit", "ms/unit", "ms/frame", "frames/s", "RTF", "spread")
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -579,7 +582,7 @@ def format_result(result: dict[str, Any]) -> str:
     o, inp, mem = result["options"], result["inputs"], result["memory"]
     head = [
         f"ditto pipeline benchmark, {result['date']}",
-        describe_environment(result["machine"], result["versions"]),
+        describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
         f"device {o['device']}, precision {o['precision']}, batch {o['batch_size']}; median of {o['repeats']} after "
         f"{o['warmup']} warm-up (job: {o['job_repeats']} run(s))",
         f"inputs: {inp['image']} ({inp['image_size'][0]}x{inp['image_size'][1]}), {inp['audio']}, {_frames(inp['frames'])} "
@@ -589,10 +592,10 @@ def format_result(result: dict[str, Any]) -> str:
     rows = []
     for r in result["rows"]:
         if r["skipped"]:
-            rows.append((r["name"], "-", "skipped", "-", "-", "-"))
+            rows.append((r["name"], "-", "skipped", "-", "-", "-", "-"))
             continue
         rows.append((r["name"], r["unit"], fmt_num(r["ms_per_unit"]), fmt_num(r["ms_per_frame"]), fmt_num(r["fps"], 2),
-                     fmt_num(r["rtf"], 2)))
+                     fmt_num(r["rtf"], 2), fmt_spread(r["samples_ms"])))
     notes = [f"- {r['name']}: {r['note']}" for r in result["rows"] if r["note"] and r["note"] != "not selected"]
 
     def mib(key: str) -> str:
@@ -652,18 +655,20 @@ def run_memory_scaling(opts: BenchOptions, clips: Sequence[float] = (2.0, 8.0), 
                          "job_peak_gpu_mib": mem.get("job_peak_gpu_mib"),
                          "isolated": bool(mem.get("job_peak_rss_isolated")),
                          "process_wall_s": time.perf_counter() - t0})
-            machine, vers = child["machine"], child["versions"]
+            if len(runs) == 1:  # the first child's start: machine facts and the load average then
+                machine, vers = child["machine"], child["versions"]
     base, last = runs[0]["job_peak_rss_mib"], runs[-1]["job_peak_rss_mib"]
     ratio = None if not base or last is None else last / base
     return {"schema": SCALING_SCHEMA, "date": now_iso(), "machine": machine, "versions": vers,
             "options": asdict(opts), "kit_build_s": kit_s, "runs": runs, "ratio": ratio,
-            "target": MEMORY_RATIO_TARGET, "ok": None if ratio is None else ratio <= MEMORY_RATIO_TARGET}
+            "target": MEMORY_RATIO_TARGET, "ok": None if ratio is None else ratio <= MEMORY_RATIO_TARGET,
+            "load_average_end": load_average()}
 
 
 def format_scaling(result: dict[str, Any]) -> str:
     o = result["options"]
     head = [f"ditto memory scaling (whole offline job per clip, fresh process each), {result['date']}",
-            describe_environment(result["machine"], result["versions"]),
+            describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
             f"device {o['device']}, precision {o['precision']}, portrait {o['size']}px, batch {o['batch_size']}", ""]
     rows = [(f"{r['seconds']:g} s", str(r["frames"]), fmt_num(r["job_s"]), fmt_num(r["rtf"], 2),
              fmt_num(r["job_rss_before_mib"]), fmt_num(r["job_peak_rss_mib"]),

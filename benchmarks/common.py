@@ -89,6 +89,23 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def spread_pct(values: Sequence[float]) -> float | None:
+    """(max - min) / median in percent: how much the repeats disagree (None below two repeats). A large spread on a
+    shared machine means other processes took the CPU during the measurement."""
+    if len(values) < 2:
+        return None
+    m = median(values)
+    return None if m <= 0 else (max(values) - min(values)) / m * 100.0
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the platform has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 # ----------------------------------------------------------------------------------------------- memory
 
 
@@ -200,10 +217,7 @@ def machine_info(device: Any = None) -> dict[str, Any]:
         "load_average": None,
         "gpu": None,
     }
-    try:
-        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        pass
+    info["load_average"] = load_average()
     if device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available():
         idx = torch.device(device).index or 0
         props = torch.cuda.get_device_properties(idx)
@@ -252,8 +266,8 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def describe_environment(machine: dict[str, Any], vers: dict[str, Any]) -> str:
-    """Two or three lines: machine, versions, load average."""
+def describe_environment(machine: dict[str, Any], vers: dict[str, Any], load_end: Sequence[float] | None = None) -> str:
+    """Three or four lines: machine, (GPU), versions, load average at the start (and at the end)."""
     ram = "?" if machine.get("ram_gib") is None else f"{machine['ram_gib']} GiB"
     flags = ",".join(machine.get("cpu_flags") or []) or "-"
     lines = [
@@ -268,7 +282,8 @@ def describe_environment(machine: dict[str, Any], vers: dict[str, Any]) -> str:
     )
     load = machine.get("load_average")
     if load:
-        lines.append(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        end = "" if not load_end else f"; at the end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}"
+        lines.append(f"load average (1, 5, 15 min) at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}{end}")
     return "\n".join(lines)
 
 
@@ -284,6 +299,18 @@ def fmt_num(value: float | None, digits: int = 1) -> str:
     if abs(value) >= 10:
         return f"{value:.{digits}f}"
     return f"{value:.{max(digits, 2)}f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
+
+
+def fmt_count(value: float | None) -> str:
+    """A count for a table cell: '-' for None, no decimals when whole."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def fmt_spread(values: Sequence[float]) -> str:
+    s = spread_pct(values)
+    return "-" if s is None else f"{s:.0f}%"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

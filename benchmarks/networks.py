@@ -36,7 +36,10 @@ if __package__ in (None, ""):
 from common import (  # noqa: E402
     describe_environment,
     ensure_repo_on_path,
+    fmt_count,
     fmt_num,
+    fmt_spread,
+    load_average,
     format_table,
     machine_info,
     measure,
@@ -255,10 +258,11 @@ def run_networks(options: NetworkBenchOptions, log: Callable[[str], None] | None
         "device": str(device),
         "weights": "checkpoints " + str(options.models) if options.models else f"weight rule (salt {options.salt!r})",
         "rows": [asdict(r) for r in rows],
+        "load_average_end": load_average(),
     }
 
 
-HEADERS = ("network", "inputs", "precision", "ms/call", "frames/call", "ms/frame", "frames/s")
+HEADERS = ("network", "inputs", "precision", "ms/call", "frames/call", "ms/frame", "frames/s", "spread")
 
 
 def format_networks(result: dict[str, Any]) -> str:
@@ -266,14 +270,14 @@ def format_networks(result: dict[str, Any]) -> str:
     opts = result["options"]
     head = [
         f"ditto per-network benchmark, {result['date']}",
-        describe_environment(result["machine"], result["versions"]),
+        describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
         f"device {result['device']}, precision {opts['precision']}, batch {opts['batch']}, weights: {result['weights']}, "
         f"median of {opts['repeats']} after {opts['warmup']} warm-up",
         "",
     ]
     rows = [
-        (r["network"], r["inputs"], r["precision"], fmt_num(r["ms_per_call"]), fmt_num(r["frames_per_call"], 0),
-         fmt_num(r["ms_per_frame"]), fmt_num(r["fps"], 2))
+        (r["network"], r["inputs"], r["precision"], fmt_num(r["ms_per_call"]), fmt_count(r["frames_per_call"]),
+         fmt_num(r["ms_per_frame"]), fmt_num(r["fps"], 2), fmt_spread(r["samples_ms"]))
         for r in result["rows"]
     ]
     notes = [f"- {r['network']}: {r['note']}" for r in result["rows"] if r["note"]]
