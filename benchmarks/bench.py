@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import math
 import subprocess
@@ -66,7 +67,7 @@ import torch  # noqa: E402
 SCHEMA = "ditto-bench/1"
 SCALING_SCHEMA = "ditto-bench-memory/1"
 #: stage keys, in the order they run; ``--stages`` picks some
-STAGES = ("source", "audio", "dit", "stitch", "warp", "decode", "paste", "encode", "job", "online")
+STAGES = ("source", "audio", "dit", "stitch", "warp", "decode", "render", "paste", "encode", "job", "online")
 SAMPLE_RATE = 16000
 VIDEO_FPS = 25.0
 #: the memory target: peak RSS of the longer clip / of the shorter one
@@ -107,6 +108,7 @@ class BenchOptions:
     seed: int = 0
     threads: int | None = None
     salt: str = "bench"
+    backend: str = "pytorch"
 
     def __post_init__(self) -> None:
         from ditto_core.render import PRECISIONS
@@ -298,8 +300,13 @@ def run_benchmark(opts: BenchOptions, models: Any = None, log: LogFn | None = No
             root, setup["kit_build_s"] = _ensure_kit(opts, tmp, say)
             say(f"loading the models from {root} ({opts.device}, {opts.precision})")
             t0 = time.perf_counter()
+            extra: dict[str, Any] = {}
+            if opts.backend != "pytorch":
+                if "backend" not in inspect.signature(DittoModels.load).parameters:
+                    raise ValueError(f"backend {opts.backend!r}: this ditto_core has only the PyTorch renderer")
+                extra["backend"] = opts.backend
             models = DittoModels.load(root, device=opts.device, precision=opts.precision, download=False,
-                                      progress=False)
+                                      progress=False, **extra)
             setup["load_models_s"] = time.perf_counter() - t0
         return _run_stages(opts, models, tmp, setup, say)
 
@@ -351,7 +358,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(row)
     else:
         rows.append(_skipped("source registration", "source", "not selected"))
-    need_src = sel & {"dit", "stitch", "warp", "decode", "paste", "online"}
+    need_src = sel & {"dit", "stitch", "warp", "decode", "render", "paste", "online"}
     if src is None and need_src:
         src = extract_source(models, image, is_image=True)
 
@@ -365,7 +372,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(row)
     else:
         rows.append(_skipped("audio features (HuBERT)", "audio", "not selected"))
-    if feats is None and sel & {"dit", "stitch", "warp", "decode", "paste"}:
+    if feats is None and sel & {"dit", "stitch", "warp", "decode", "render", "paste"}:
         feats = extract_audio_features(models, wave, SAMPLE_RATE)
 
     # -- DiT windows
@@ -393,7 +400,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
 
     # -- stitching (motion for the clip sampled untimed with the fewest steps)
     x_s = x_d = None
-    if sel & {"stitch", "warp", "decode", "paste"}:
+    if sel & {"stitch", "warp", "decode", "render", "paste"}:
         motion = sample_motion(models, src, feats, sampling_options(models, steps=min(opts.steps), seed=opts.seed))
         if "stitch" in sel:
             say("stitching")
@@ -423,7 +430,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         if "warp" in sel:
             say(f"warp ({unit})")
             row, feat = _timed("warp", "warp", unit, warp, bsz, dev, reps, warm, True,
-                               f"under autocast {models.precision}")
+                               f"the network module under autocast {models.precision} (no renderer options)")
             rows.append(row)
         else:
             feat = warp()
@@ -437,13 +444,26 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         if "decode" in sel:
             say(f"decode ({unit})")
             row, renders = _timed("decode", "decode", unit, decode, bsz, dev, reps, warm, True,
-                                  f"under autocast {models.precision}")
+                                  f"the network module under autocast {models.precision} (no renderer options)")
             rows.append(row)
         else:
             renders = decode()
             rows.append(_skipped("decode", "decode", "not selected"))
     else:
         rows += [_skipped("warp", "warp", "not selected"), _skipped("decode", "decode", "not selected")]
+
+    # -- the same batch through the pipeline's renderer (whatever it does: batching, FFT, compile, TensorRT)
+    if "render" in sel:
+        renderer = models.renderer(bsz)
+        f_s1 = src.f_s[:1]
+        say(f"render ({unit}, pipeline renderer)")
+        row, renders = _timed("render (pipeline renderer)", "render", unit,
+                              lambda: renderer.render(f_s1, x_s[:1], x_d[:bsz]), bsz, dev, reps, warm, True,
+                              f"models.renderer().render(): warp + decode as generate() runs them "
+                              f"({type(renderer).__name__})")
+        rows.append(row)
+    else:
+        rows.append(_skipped("render (pipeline renderer)", "render", "not selected"))
 
     # -- paste-back into the full frame
     pasted: list[np.ndarray] = []
@@ -622,6 +642,8 @@ def _child_argv(opts: BenchOptions, seconds: float, json_path: Path, models: Pat
         argv += ["--job-steps", str(opts.job_steps)]
     if opts.threads:
         argv += ["--threads", str(opts.threads)]
+    if opts.backend != "pytorch":
+        argv += ["--backend", opts.backend]
     if opts.image:
         argv += ["--image", opts.image]
     if opts.audio:
@@ -711,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of the inputs and of the sampling")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
+    ap.add_argument("--backend", default="pytorch", help="renderer backend of DittoModels.load (pytorch, tensorrt)")
     ap.add_argument("--json", default=None, help="also write the figures (plus machine, versions, date, options) here")
     ap.add_argument("--memory-scaling", action="store_true",
                     help="only run the whole job for --scaling-seconds clips in fresh processes and compare peak RSS")
@@ -727,7 +750,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchOptions, argpars
             models=a.models, device=a.device, precision=a.precision, seconds=a.seconds, size=a.size, image=a.image,
             audio=a.audio, steps=tuple(a.steps), job_steps=a.job_steps, batch_size=a.batch_size, repeats=a.repeats,
             warmup=a.warmup, job_repeats=a.job_repeats, stages=tuple(dict.fromkeys(a.stages)),
-            online_frames=a.online_frames, seed=a.seed, threads=a.threads, salt=a.salt,
+            online_frames=a.online_frames, seed=a.seed, threads=a.threads, salt=a.salt, backend=a.backend,
         )
     except ValueError as e:
         ap.error(str(e))

@@ -116,7 +116,7 @@ def test_bench_argument_parsing(bench):
     opts, ns = bench.parse_args(["--precision", "bf16", "--stages", "job", "job", "--steps", "2", "--memory-scaling",
                                  "--scaling-seconds", "1", "3"])
     assert opts.stages == ("job",) and opts.steps == (2,) and ns.scaling_seconds == [1.0, 3.0]
-    for bad in (["--precision", "fp8"], ["--stages", "render"], ["--seconds", "0"], ["--steps", "0"],
+    for bad in (["--precision", "fp8"], ["--stages", "paint"], ["--seconds", "0"], ["--steps", "0"],
                 ["--batch-size", "0"], ["--models", "/no/such/folder"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
@@ -193,13 +193,14 @@ def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
         assert not r["skipped"] and len(r["samples_ms"]) == 1 and _is_pos(r["ms_per_unit"])
         assert r["ms_per_frame"] == pytest.approx(r["ms_per_unit"] / r["frames_per_unit"])
         assert r["rtf"] == pytest.approx(r["ms_per_frame"] * 25 / 1000)
-    for name in ("warp", "decode", "whole offline job", "online first-frame latency", "online sustained"):
+    for name in ("warp", "decode", "render (pipeline renderer)", "whole offline job", "online first-frame latency",
+                 "online sustained"):
         assert by[name]["skipped"] and by[name]["ms_per_unit"] is None and by[name]["note"] == "not selected"
     assert _is_pos(res["memory"]["peak_rss_mib"])
     text = bench.format_result(res)
     table = _table_rows(text)
     assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
-    assert [r[2] for r in table[1:]].count("skipped") == 5
+    assert [r[2] for r in table[1:]].count("skipped") == 6
 
 
 @pytest.mark.slow
@@ -217,7 +218,7 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
     by = _check_rows(bench, res)
     assert res["inputs"]["frames"] == 1 and res["inputs"]["synthetic_models"]
     assert res["options"]["precision"] == "bf16"
-    for name in ("warp", "decode", "whole offline job"):
+    for name in ("warp", "decode", "render (pipeline renderer)", "whole offline job"):
         assert not by[name]["skipped"] and _is_pos(by[name]["ms_per_unit"])
     job = by["whole offline job"]
     assert job["rtf"] == pytest.approx(job["ms_per_unit"] / 1000 / res["inputs"]["audio_seconds"])
