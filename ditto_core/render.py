@@ -1,10 +1,14 @@
 """Render stage: stitched keypoints -> warp -> decode -> 512x512 face renders.
 
-The source feature volume ``f_s`` is computed once per source frame (``Source``); frames are
-rendered in batches of B: ``WarpingNetwork(f_s, x_s, x_d)`` then ``SPADEDecoder``, both under
-autocast in the chosen precision (the official PyTorch path uses fp16 autocast on CUDA; fp32
-here reproduces the golden data), everything staying on the device until the caller asks for
-numpy.
+The source feature volume ``f_s`` is computed once per source frame (``Source``); frames are rendered in batches
+of B: ``WarpingNetwork(f_s, x_s, x_d)`` then ``SPADEDecoder``, both under autocast in the chosen precision (the
+official PyTorch path uses fp16 autocast on CUDA; fp32 reproduces the golden data; bf16 is the fast CPU setting),
+everything staying on the device until the caller asks for numpy. Sampling grids, the dense-motion mask softmax and
+its large-kernel convolutions stay float32 under autocast (see :mod:`ditto_core.models.dense_motion`).
+
+Options (:class:`RendererConfig`): the dense-motion head's 7x7(x7) convolutions through FFT ("auto": on the CPU,
+where it is about 20x fewer multiply-adds than the 140 GFLOP conv3d), channels-last decoder, ``torch.compile`` and,
+on CUDA, graph capture per batch shape.
 """
 
 from __future__ import annotations
@@ -12,35 +16,93 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from .models.dense_motion import LARGE_KERNEL_MODES
+
+__all__ = ["LARGE_KERNEL_MODES", "PRECISIONS", "Renderer", "RendererConfig", "autocast_context"]
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def autocast_context(device: torch.device | str, precision: str):
+def autocast_context(device: torch.device | str, precision: str, cache_enabled: bool = True):
     """Autocast for ``precision`` (fp32 -> no autocast) on ``device``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=_AUTOCAST[precision])
+    return torch.autocast(
+        device_type=torch.device(device).type, dtype=_AUTOCAST[precision], cache_enabled=cache_enabled
+    )
 
 
 @dataclass
 class RendererConfig:
-    precision: str = "fp32"  #: fp32 | fp16 | bf16 (autocast for warp and decoder)
-    batch_size: int = 4  #: frames per warp/decode call
+    """Renderer settings.
+
+    ``precision``: fp32 | fp16 | bf16, the autocast of warp and decoder (fp16 is the official CUDA setting).
+    ``batch_size``: frames per warp/decode call. ``large_kernel``: the dense-motion head's 7x7(x7) convolutions,
+    "auto" (FFT on the CPU, direct elsewhere) | "direct" | "fft". ``channels_last``: run the decoder in
+    channels-last memory format (no gain measured on the CPU; meant for CUDA). ``compile``: ``torch.compile`` the
+    warp and the decoder on first use (slow first batch). ``cuda_graphs``: CUDA only, capture warp + decode once
+    per batch shape and replay it (static shapes; the last, shorter batch gets its own graph).
+    """
+
+    precision: str = "fp32"
+    batch_size: int = 4
+    large_kernel: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if self.large_kernel not in LARGE_KERNEL_MODES:
+            raise ValueError(f"large_kernel must be one of {LARGE_KERNEL_MODES}, got {self.large_kernel!r}")
+        for name in ("channels_last", "compile", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
+
+
+class _GraphedCall:
+    """One CUDA graph of ``fn(f_s, x_s, x_d)`` for fixed input shapes: inputs are copied into static buffers and
+    the graph replayed; the output is cloned out of the graph's memory."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...], warmup: int = 2):
+        device = args[0].device
+        self.static = tuple(a.clone() for a in args)
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                fn(*self.static)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = fn(*self.static)
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        for buf, a in zip(self.static, args):
+            buf.copy_(a)
+        self.graph.replay()
+        return self.out.clone()
 
 
 class Renderer:
     """Warp + decode on one device.
 
     ``render(f_s, x_s, x_d)``: ``f_s`` ``(1 or B, 32, 16, 64, 64)``, ``x_s`` ``(1 or B, 21, 3)``,
-    ``x_d`` ``(B, 21, 3)`` -> ``(B, 512, 512, 3)`` float32 in ``[0, 255]`` (``clip(0, 1) * 255``,
-    not rounded, as the official decoder wrapper returns it).
+    ``x_d`` ``(B, 21, 3)`` -> ``(B, 512, 512, 3)`` float32 in ``[0, 255]`` on the device (``clip(0, 1) * 255``,
+    not rounded, as the official decoder wrapper returns it; a channels-first tensor seen through a permute, so
+    ``.permute(0, 3, 1, 2)`` gives ``(B, 3, 512, 512)`` without a copy).
     """
 
     def __init__(self, warp: nn.Module, decoder: nn.Module, device: torch.device | str = "cpu",
@@ -49,21 +111,64 @@ class Renderer:
         self.decoder = decoder
         self.device = torch.device(device)
         self.config = config or RendererConfig()
+        self.config.validate()
+        if self.config.cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs needs a CUDA device, got {self.device}")
+        self._compiled: dict[str, Any] = {}
+        self._graphs: dict[tuple, _GraphedCall] = {}
+        self._prepared = False
 
-    @torch.inference_mode()
-    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+    def _prepare(self) -> None:
+        """First-use setup: memory format, compiled modules."""
+        if self._prepared:
+            return
+        if self.config.channels_last and self.decoder is not None:
+            self.decoder.to(memory_format=torch.channels_last)
+        if self.config.compile:
+            self._compiled["warp"] = torch.compile(self.warp, dynamic=False)
+            if self.decoder is not None:
+                self._compiled["decoder"] = torch.compile(self.decoder, dynamic=False)
+        self._prepared = True
+
+    def _images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        """Warp + decode of device tensors -> ``(B, 3, 512, 512)`` float32 in (0, 1) (the decoder's sigmoid)."""
         b = x_d.shape[0]
-        f_s = f_s.to(self.device, torch.float32)
-        x_s = x_s.to(self.device, torch.float32)
-        x_d = x_d.to(self.device, torch.float32)
         if f_s.shape[0] != b:
             f_s = f_s.expand(b, *f_s.shape[1:])
         if x_s.shape[0] != b:
             x_s = x_s.expand(b, *x_s.shape[1:])
-        with autocast_context(self.device, self.config.precision):
-            feat = self.warp(f_s, x_s, x_d)
-            img = self.decoder(feat)
-        return img.float().permute(0, 2, 3, 1).clamp(0, 1) * 255
+        warp = self._compiled.get("warp", self.warp)
+        decoder = self._compiled.get("decoder", self.decoder)
+        with autocast_context(self.device, self.config.precision, cache_enabled=not self.config.cuda_graphs):
+            # "auto" is the warp's own default: leave it out (any warp callable works)
+            kw = {} if self.config.large_kernel == "auto" else {"large_kernel": self.config.large_kernel}
+            feat = warp(f_s, x_s, x_d, **kw)
+            if self.config.channels_last:
+                feat = feat.contiguous(memory_format=torch.channels_last)
+            img = decoder(feat)
+        return img.float()
+
+    @torch.inference_mode()
+    def render_images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, 512, 512)`` float32 decoder output in (0, 1) on the device (shapes as :meth:`render`)."""
+        self._prepare()
+        b = x_d.shape[0]
+        for name, t in (("f_s", f_s), ("x_s", x_s)):
+            if t.shape[0] not in (1, b):
+                raise ValueError(f"{name}: expected 1 or {b} entries (as x_d), got {t.shape[0]}")
+        f_s = f_s.to(self.device, torch.float32)
+        x_s = x_s.to(self.device, torch.float32)
+        x_d = x_d.to(self.device, torch.float32)
+        if not self.config.cuda_graphs:
+            return self._images(f_s, x_s, x_d)
+        key = (tuple(f_s.shape), tuple(x_s.shape), tuple(x_d.shape))
+        if key not in self._graphs:
+            self._graphs[key] = _GraphedCall(self._images, (f_s, x_s, x_d))
+        return self._graphs[key](f_s, x_s, x_d)
+
+    @torch.inference_mode()
+    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        return self.render_images(f_s, x_s, x_d).permute(0, 2, 3, 1).clamp(0, 1) * 255
 
     def render_all(
         self,
