@@ -42,14 +42,14 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     current_rss_mib,
     describe_environment,
     ensure_repo_on_path,
     fmt_num,
     fmt_spread,
-    load_average,
     format_table,
+    load_average,
     machine_info,
     measure,
     median,
@@ -61,8 +61,8 @@ from common import (  # noqa: E402
 
 ensure_repo_on_path()
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 SCHEMA = "ditto-bench/1"
 SCALING_SCHEMA = "ditto-bench-memory/1"
@@ -174,7 +174,7 @@ def make_portrait(size: int = 1432, seed: int = 0) -> np.ndarray:
 def make_speech(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
     """A speech-like mono (T,) float32 signal in [-1, 1]: syllables of 90-260 ms (voiced harmonics at a gliding
     100-190 Hz pitch, shaped by three formant bands, plus fricative noise), short pauses between words."""
-    n = int(round(float(seconds) * sample_rate))
+    n = round(float(seconds) * sample_rate)
     if n < 1:
         raise ValueError(f"seconds: expected a positive length, got {seconds}")
     rng = np.random.default_rng(seed)
@@ -225,7 +225,7 @@ def _load_inputs(opts: BenchOptions) -> tuple[np.ndarray, np.ndarray, str, str]:
     if opts.audio is not None:
         wave = load_audio(opts.audio, name="audio")
         if opts.seconds > 0:
-            wave = wave[: int(round(opts.seconds * SAMPLE_RATE))]
+            wave = wave[: round(opts.seconds * SAMPLE_RATE)]
         aud_desc = f"{opts.audio} ({len(wave) / SAMPLE_RATE:.2f} s used)"
     else:
         wave, aud_desc = make_speech(opts.seconds, SAMPLE_RATE, opts.seed), f"synthetic speech {opts.seconds:g} s"
@@ -393,7 +393,8 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         x_init = draw_normal((80, 265), g)
         schedule = CosineSchedule()
         row, _ = _timed(name, "dit", "80-frame window",
-                        lambda: sample_window(models.lmdm, kp_cond, window, x_init, noises, schedule, cfg),
+                        lambda kp=kp_cond, w=window, x0=x_init, nz=noises, sc=schedule, c=cfg:
+                        sample_window(models.lmdm, kp, w, x0, nz, sc, c),
                         hop, dev, reps, warm, True,
                         f"CFG as one batch of 2 per step; a window adds {hop} frames offline (10 online)")
         rows.append(row)
@@ -603,10 +604,11 @@ def format_result(result: dict[str, Any]) -> str:
     head = [
         f"ditto pipeline benchmark, {result['date']}",
         describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
-        f"device {o['device']}, precision {o['precision']}, batch {o['batch_size']}; median of {o['repeats']} after "
-        f"{o['warmup']} warm-up (job: {o['job_repeats']} run(s))",
-        f"inputs: {inp['image']} ({inp['image_size'][0]}x{inp['image_size'][1]}), {inp['audio']}, {_frames(inp['frames'])} "
-        f"at 25 fps; models: {inp['models']}{' (SYNTHETIC kit)' if inp['synthetic_models'] else ''}",
+        (f"device {o['device']}, precision {o['precision']}, batch {o['batch_size']}; median of {o['repeats']} after "
+         f"{o['warmup']} warm-up (job: {o['job_repeats']} run(s))"),
+        (f"inputs: {inp['image']} ({inp['image_size'][0]}x{inp['image_size'][1]}), {inp['audio']}, "
+         f"{_frames(inp['frames'])} at 25 fps; models: {inp['models']}"
+         f"{' (SYNTHETIC kit)' if inp['synthetic_models'] else ''}"),
         "",
     ]
     rows = []
@@ -665,7 +667,7 @@ def run_memory_scaling(opts: BenchOptions, clips: Sequence[float] = (2.0, 8.0), 
             jp = tmp / f"job_{sec:g}.json"
             say(f"whole job, {sec:g} s clip, in a fresh process")
             t0 = time.perf_counter()
-            proc = subprocess.run(_child_argv(opts, sec, jp, root), capture_output=True, text=True)
+            proc = subprocess.run(_child_argv(opts, sec, jp, root), capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"the {sec:g} s run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
             child = json.loads(jp.read_text(encoding="utf-8"))

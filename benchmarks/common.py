@@ -126,7 +126,7 @@ def current_rss_mib() -> float | None:
     if kib is not None:
         return kib / 1024.0
     try:
-        import psutil  # noqa: PLC0415
+        import psutil
     except ImportError:
         return None
     return psutil.Process().memory_info().rss / 2**20
@@ -136,14 +136,14 @@ def peak_rss_mib() -> float | None:
     """Peak resident set size of this process (MiB): ``resource.getrusage`` ru_maxrss (KiB on Linux, bytes on
     macOS), else psutil's ``peak_wset`` (Windows), else None. Covers every allocator (torch, numpy, onnxruntime)."""
     try:
-        import resource  # noqa: PLC0415
+        import resource
     except ImportError:
         resource = None
     if resource is not None:
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024.0
     try:
-        import psutil  # noqa: PLC0415
+        import psutil
     except ImportError:
         return None
     peak = getattr(psutil.Process().memory_info(), "peak_wset", None)
@@ -271,8 +271,8 @@ def describe_environment(machine: dict[str, Any], vers: dict[str, Any], load_end
     ram = "?" if machine.get("ram_gib") is None else f"{machine['ram_gib']} GiB"
     flags = ",".join(machine.get("cpu_flags") or []) or "-"
     lines = [
-        f"machine: {machine.get('cpu')} | {machine.get('cores')} cores ({flags}) | RAM {ram} | "
-        f"torch threads {machine.get('torch_threads')}",
+        (f"machine: {machine.get('cpu')} | {machine.get('cores')} cores ({flags}) | RAM {ram} | "
+         f"torch threads {machine.get('torch_threads')}"),
     ]
     gpu = machine.get("gpu")
     if gpu:

@@ -33,14 +33,14 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     describe_environment,
     ensure_repo_on_path,
     fmt_count,
     fmt_num,
     fmt_spread,
-    load_average,
     format_table,
+    load_average,
     machine_info,
     measure,
     median,
@@ -50,8 +50,8 @@ from common import (  # noqa: E402
 
 ensure_repo_on_path()
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 #: benchmark name -> the checkpoint role of ditto_core.checkpoints / layout
 NETWORKS: dict[str, str] = {
@@ -271,8 +271,8 @@ def format_networks(result: dict[str, Any]) -> str:
     head = [
         f"ditto per-network benchmark, {result['date']}",
         describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
-        f"device {result['device']}, precision {opts['precision']}, batch {opts['batch']}, weights: {result['weights']}, "
-        f"median of {opts['repeats']} after {opts['warmup']} warm-up",
+        (f"device {result['device']}, precision {opts['precision']}, batch {opts['batch']}, "
+         f"weights: {result['weights']}, median of {opts['repeats']} after {opts['warmup']} warm-up"),
         "",
     ]
     rows = [
