@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -35,7 +34,8 @@ from .checkpoints import find_model_file, load_model
 from .conditions import ConditionBuilder, emotion_mix, mirror_index
 from .config import DittoDefaults, load_config
 from .edits import EditOptions, Motion, apply_edit, to_stitch_inputs
-from .face import FaceModels, paste_back, paste_mask
+from .face import FaceModels, paste_mask
+from .face.paste_torch import FramePaster
 from .hub import ensure_models
 from .motion import dict_to_motion
 from .render import PRECISIONS, Renderer, RendererConfig
@@ -443,6 +443,7 @@ def render_frames(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     frame_indices: Sequence[int] | None = None,
+    renderer: Renderer | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render every frame of ``motion`` on ``source``; yields batches ``(frames (b, H, W, 3) uint8, masks (b, H, W)
     float32)``.
@@ -450,7 +451,11 @@ def render_frames(
     ``output="full"``: pasted back into the source frame (a video source is read ping-pong) with the feathered
     mask as the official ``PutBack`` (truncating cast); masks are that mask warped into the frame.
     ``output="crop"``: the 512x512 face crop (``clip(0,1)*255`` truncated) and the 512 paste mask.
-    ``frame_indices``: render only these frames (in this order); default all.
+    ``frame_indices``: render only these frames (in this order); default all. ``renderer``: a renderer to use
+    instead of ``models.renderer(batch_size)`` (e.g. one with other :class:`RendererConfig` options).
+
+    Warp, decode and paste-back run on the models' device, batch by batch; each batch comes to the CPU in one
+    transfer (the crops, or the pasted regions of the frames, which are then put into copies of the source frames).
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -466,29 +471,20 @@ def render_frames(
         x_s = x_s[sel]
     n = len(sel)
     mask512 = paste_mask(512, 512)
-    warped_masks: dict[int, np.ndarray] = {}
-    renderer = models.renderer(batch_size)
+    renderer = renderer if renderer is not None else models.renderer(batch_size)
+    paster = FramePaster(source.frames, source.M_c2o, mask512, renderer.device)
     done = 0
     for start, renders in renderer.render_all(source.f_s, x_s, x_d, lambda j: mirror_index(sel[j], n_src), cancel):
-        batch = renders.cpu().numpy()
-        frames, masks = [], []
-        for j, render in enumerate(batch):
-            s = mirror_index(sel[start + j], n_src)
-            if output == "crop":
-                frames.append(render.astype(np.uint8))
-                masks.append(mask512)
-                continue
-            frame, m_c2o = source.frames[s], source.M_c2o[s]
-            frames.append(paste_back(frame, render, m_c2o, mask512))
-            if s not in warped_masks:
-                h, w = frame.shape[:2]
-                warped_masks[s] = cv2.warpAffine(mask512, m_c2o[:2].astype(np.float64), (w, h),
-                                                 flags=cv2.INTER_LINEAR).clip(0, 1)
-            masks.append(warped_masks[s])
-        done += len(frames)
+        src = [mirror_index(sel[start + j], n_src) for j in range(renders.shape[0])]
+        if output == "crop":
+            frames = renders.to(torch.uint8).contiguous().cpu().numpy()  # float -> uint8 truncates, as astype
+            masks = np.broadcast_to(mask512, (len(src), *mask512.shape)).copy()
+        else:
+            frames, masks = paster.paste(renders, src)
+        done += len(src)
         if progress is not None:
             progress(done, n)
-        yield np.stack(frames), np.stack(masks).astype(np.float32)
+        yield np.ascontiguousarray(frames), masks
 
 
 # ---------------------------------------------------------------------------------------------- generate
