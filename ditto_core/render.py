@@ -48,8 +48,9 @@ class RendererConfig:
     ``batch_size``: frames per warp/decode call. ``large_kernel``: the dense-motion head's 7x7(x7) convolutions,
     "auto" (FFT on the CPU, direct elsewhere) | "direct" | "fft". ``channels_last``: run the decoder in
     channels-last memory format (no gain measured on the CPU; meant for CUDA). ``compile``: ``torch.compile`` the
-    warp and the decoder on first use (slow first batch). ``cuda_graphs``: CUDA only, capture warp + decode once
-    per batch shape and replay it (static shapes; the last, shorter batch gets its own graph).
+    warp and the decoder on first use (on this 2-core CPU: about 5 minutes to compile for a 3% gain, so off by
+    default). ``cuda_graphs``: CUDA only, capture warp + decode once per batch shape and replay it (static shapes;
+    the last, shorter batch gets its own graph; keep the Renderer to reuse its graphs).
     """
 
     precision: str = "fp32"

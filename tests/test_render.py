@@ -173,6 +173,17 @@ def test_batched_equals_per_frame(nets):
     assert torch.equal(frames_b, images.permute(0, 2, 3, 1).clamp(0, 1) * 255)
 
 
+def test_large_kernel_and_channels_last_options(nets):
+    """The renderer options change the arithmetic's order only (fp32)."""
+    f_s, x_s, x_d = _small_inputs(1, seed=6)
+    warp = nets[0]
+    dec = apply_weight_rule(_TinyDecoder(), SALT).eval()
+    base = Renderer(warp, dec, "cpu").render_images(f_s, x_s, x_d)
+    direct = Renderer(warp, dec, "cpu", RendererConfig(large_kernel="direct")).render_images(f_s, x_s, x_d)
+    cl = Renderer(warp, dec, "cpu", RendererConfig(channels_last=True)).render_images(f_s, x_s, x_d)
+    assert rel_l2(direct, base) < 1e-5 and rel_l2(cl, base) < 1e-5
+
+
 # ----------------------------------------------------------------------------------------- precision
 
 

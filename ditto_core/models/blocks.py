@@ -331,7 +331,8 @@ class SPADE(nn.Module):
         b_bias = b.bias if b.bias is not None else b.weight.new_zeros(b.out_channels)
         gb = F.conv2d(actv, torch.cat([g.weight, b.weight]), torch.cat([g_bias + 1, b_bias]), padding=1)
         gamma1, beta = gb.split(g.out_channels, dim=1)
-        return torch.addcmul(beta, normalized, gamma1)
+        # under autocast: modulate in the conv's precision (the next conv would cast to it anyway)
+        return torch.addcmul(beta, normalized.to(gb.dtype), gamma1)
 
 
 class SPADEResnetBlock(nn.Module):

@@ -184,6 +184,7 @@ def large_kernel_convs_fft(
         padded = F.pad(x, (p, ntx * tile - w + p, p, nty * tile - h + p))
         tiles = padded.unfold(3, span, tile).unfold(4, span, tile)  # (B, C, D, nty, ntx, span, span)
         spec = torch.fft.rfft2(tiles, s=(n, n)).view(b, c, d, nt, n, wr)
+        del padded, tiles  # peak memory: about 3x the input while the spectra exist
 
         # occlusion: a 2-D correlation over the C*D channels, summed in the frequency domain
         ko = _kernel_spectrum_2d(occ_weight.float().reshape(c * d, k, k), n)  # (C*D, n, wr)
@@ -199,6 +200,7 @@ def large_kernel_convs_fft(
         xs[:, :, :p].zero_()
         xs[:, :, p + d :].zero_()
         xs[:, :, p : p + d] = spec.view(b, c, d, nt, n, wr).permute(5, 4, 2, 0, 3, 1)
+        del spec
         xr = torch.view_as_real(xs).view(wr, n, (d + 2 * p) * r, 2 * c)  # rows (depth, tile), cols (channel, re/im)
         cw, sw = _dft_cos_sin(wr, k, n, x.device)
         ch, sh = _dft_cos_sin(n, k, n, x.device)
