@@ -242,10 +242,9 @@ def _phase_groups(f: int) -> list[tuple[tuple[int, ...], list[int], int, int]]:
     """Row (or column) phases of a 3-tap kernel on an ``f``-times nearest-upsampled axis.
 
     Output row ``f * y + a`` reads the upsampled rows ``f * y + a + d`` (``d`` = -1, 0, 1), i.e. the low-resolution
-    rows ``y + (a + d) // f``. Phases reading the same offsets share one effective kernel. Returns, per group: the
-    tap indices (0..2) summed into each of its low-res offsets, as a tuple of tuples flattened to
-    ``(taps of offset 0, taps of offset 1, ...)``, the phases ``a`` of the group, and the padding (before, after)
-    in low-res rows.
+    rows ``y + (a + d) // f``. Phases reading the same offsets share one effective kernel. Returns, per group:
+    the low-res offset of each of the 3 taps, the group's phases ``a``, and the low-res rows it reads before and
+    after ``y`` (its padding).
     """
     groups: dict[tuple[int, ...], list[int]] = {}
     for a in range(f):
