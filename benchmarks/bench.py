@@ -197,7 +197,8 @@ def make_speech(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -
                     break
                 gain = sum(np.exp(-(((fk - fm) / 180.0) ** 2)) for fm in formants) / k**0.5
                 voiced += gain * np.sin(k * phase)
-            env = np.sin(np.pi * np.arange(end - pos) / max(end - pos - 1, 1)) ** 0.6
+            # clipped: sin(pi * j / j) can round to -1e-16, and a negative base ** 0.6 is NaN
+            env = np.clip(np.sin(np.pi * np.arange(end - pos) / max(end - pos - 1, 1)), 0, 1) ** 0.6
             seg = voiced * env / (np.abs(voiced).max() + 1e-9)
             if rng.random() < 0.35:  # a fricative at the end of the syllable
                 noise = rng.normal(0, 1, end - pos)

@@ -105,6 +105,8 @@ def test_synthetic_inputs(bench):
     blocks = np.abs(wave[: 24000 // 320 * 320].reshape(-1, 320)).max(1)  # 20 ms blocks
     assert (blocks < 1e-3).any() and (blocks > 0.1).mean() > 0.3  # pauses and voiced stretches
     assert not np.array_equal(wave, bench.make_speech(1.5, seed=3))
+    # the 8 s clip of --memory-scaling once held a NaN (a syllable envelope of sin(pi) rounded below zero)
+    assert np.isfinite(bench.make_speech(8.0, seed=0)).all()
 
 
 def test_bench_argument_parsing(bench):
