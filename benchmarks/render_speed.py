@@ -13,7 +13,8 @@ Rows:
 
 Weights come from the golden weight rule (speed does not depend on their values). Each row renders ``--frames``
 frames per repeat after one warm-up batch; the table shows the median over ``--repeats`` and the speedup over the
-official-like row. The load average is printed before and after: the machine may be shared.
+official-like row. Before timing, one frame of each precision is compared with the official-like fp32 frame
+(relative L2 of the decoder output). The load average is printed before and after: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def _inputs(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, t
     return f_s.to(device), x_s.to(device), x_d.to(device)
 
 
+def _rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b|| over the whole tensors, in float32."""
+    a, b = a.float(), b.float()
+    return float((a - b).norm() / b.norm())
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -183,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         ref = decoder_official(dec, warp_official(warp, f_s, x_s, x_d))
         ours = Renderer(warp, dec, device, RendererConfig("fp32", 1)).render_images(f_s, x_s, x_d)
-    print(f"check: ours fp32 vs official-like fp32, relative L2 {float((ours - ref).norm() / ref.norm()):.1e}",
-          flush=True)
+    print(f"check: ours fp32 vs official-like fp32, relative L2 {_rel_l2(ours, ref):.1e}", flush=True)
+    for prec in (p for p in args.precisions if p != "fp32"):
+        with torch.inference_mode():
+            low = Renderer(warp, dec, device, RendererConfig(prec, 1)).render_images(f_s, x_s, x_d)
+        print(f"check: ours {prec} vs official-like fp32, relative L2 {_rel_l2(low, ref):.1e} (target <= 1e-2)",
+              flush=True)
 
     rows: list[tuple[str, float]] = []
     base = None
