@@ -62,6 +62,14 @@ class _StageBars:
             bar.close()
 
 
+def _clip_controls(args: argparse.Namespace) -> dict[str, object]:
+    """The ``ClipControls`` fields of ``generate``'s arguments (shared by the offline job and ``--stream``)."""
+    return {
+        "mouth": args.mouth, "head": args.head, "pitch": args.pitch, "yaw": args.yaw, "roll": args.roll,
+        "blink": args.blink, "drive_eye": False if args.no_drive_eye else None, "fade_in": args.fade_in,
+    }
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     from .conditions import parse_emotion_text
     from .pipeline import DittoModels, GenerateOptions, generate
@@ -69,10 +77,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     emotion = None if args.emotion is None else parse_emotion_text(args.emotion)
     out = Path(args.out)
     options = GenerateOptions(
-        emotion=emotion, steps=args.steps, seed=args.seed, overlap=args.overlap, crop_scale=args.crop_scale,
-        face_index=args.face_index, mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw,
-        roll=args.roll, blink=args.blink, drive_eye=False if args.no_drive_eye else None,
-        fade_in=args.fade_in, fade_out=args.fade_out, batch_size=args.batch_size,
+        **_clip_controls(args), emotion=emotion, steps=args.steps, seed=args.seed, overlap=args.overlap,
+        crop_scale=args.crop_scale, face_index=args.face_index, fade_out=args.fade_out, batch_size=args.batch_size,
     )
     models_dir = Path(args.models) if args.models else default_models_dir()
     if args.stream:
@@ -97,9 +103,8 @@ def _run_generate_stream(args: argparse.Namespace, emotion: object, models_dir: 
     if args.fade_out:
         raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
     options = StreamOptions(
-        emotion=emotion, steps=args.steps, overlap=args.overlap, seed=args.seed, mouth=args.mouth, head=args.head,
-        pitch=args.pitch, yaw=args.yaw, roll=args.roll, blink=args.blink,
-        drive_eye=False if args.no_drive_eye else None, fade_in=args.fade_in, batch_size=args.batch_size,
+        **_clip_controls(args), emotion=emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
+        batch_size=args.batch_size,
     )
     models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
                               progress=not args.quiet)

@@ -61,6 +61,7 @@ __all__ = [
     "EditRange",
     "Motion",
     "EditOptions",
+    "ClipControls",
     "ease_weights",
     "smooth_pose",
     "apply_edit",
@@ -398,6 +399,50 @@ def _fade_ramp(n: int, start: int, end: int, fade_in: int, fade_out: int) -> tor
         for i in range(max(ss, start), end):
             a[i] = min(a[i].item(), max((ee - i) / (ee - ss), 0.0))
     return a.float()
+
+
+@dataclass
+class ClipControls:
+    """Whole-clip controls shared by the offline job and the stream (``GenerateOptions``, ``StreamOptions``).
+
+    ``mouth`` / ``head``: amplitudes, >= 0 (1 = as generated); ``pitch`` / ``yaw`` / ``roll``: offsets in degrees;
+    ``blink``: frames between blinks (0 = none, None = the models' default); ``drive_eye``: None = official
+    (driven for an image source, not for a video), False keeps the source's eyes; ``fade_in``: frames from the
+    source expression at the start. Checked on construction (ValueError naming the field).
+    """
+
+    mouth: float = 1.0
+    head: float = 1.0
+    pitch: float = 0.0
+    yaw: float = 0.0
+    roll: float = 0.0
+    blink: int | None = None
+    drive_eye: bool | None = None
+    fade_in: int = 0
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for name in ("mouth", "head"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{owner}.{name} must be a finite amplitude >= 0, got {v!r}")
+        for name in ("pitch", "yaw", "roll"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ValueError(f"{owner}.{name} must be a finite number of degrees, got {v!r}")
+        if self.blink is not None and int(self.blink) < 0:
+            raise ValueError(f"{owner}.blink must be None, 0 (no blinks) or frames between blinks, got {self.blink}")
+        if int(self.fade_in) < 0:
+            raise ValueError(f"{owner}.fade_in must be >= 0 frames, got {self.fade_in}")
+
+    def edit_options(self, fade_out: int = 0) -> EditOptions:
+        """These controls as one whole-clip :class:`EditOptions` (``drive_eye`` is not an edit: the caller sets it
+        on the Motion)."""
+        return EditOptions(
+            pitch=self.pitch, yaw=self.yaw, roll=self.roll, head_amplitude=self.head, mouth_amplitude=self.mouth,
+            blink_interval=-1 if self.blink is None else int(self.blink), fade_in=int(self.fade_in),
+            fade_out=int(fade_out),
+        )
 
 
 def apply_edit(motion: Motion, options: EditOptions) -> Motion:

@@ -33,7 +33,7 @@ from .audio2motion import Audio2MotionConfig, sample_motion_offline
 from .checkpoints import find_model_file, load_model
 from .conditions import ConditionBuilder, emotion_mix, mirror_index
 from .config import DittoDefaults, load_config
-from .edits import EditOptions, Motion, apply_edit, to_stitch_inputs
+from .edits import ClipControls, EditOptions, Motion, apply_edit, to_stitch_inputs
 from .face import FaceModels, paste_mask
 from .face.paste_torch import FramePaster
 from .hub import ensure_models
@@ -491,13 +491,13 @@ def render_frames(
 
 
 @dataclass
-class GenerateOptions:
+class GenerateOptions(ClipControls):
     """Everything ``generate`` / the command line can set. None = the models' default (config pickle or code).
 
-    Sampling: ``emotion``, ``steps``, ``seed``, ``overlap``. Source: ``crop_scale``, ``face_index``.
-    Edits over the whole clip: ``mouth`` and ``head`` amplitudes (1 = as generated), ``pitch``/``yaw``/``roll``
-    offsets (degrees), ``blink`` (frames between blinks, 0 = off), ``drive_eye`` (False keeps the source's eyes),
-    ``fade_in``/``fade_out`` (frames). Render: ``batch_size``, ``output`` ("full" | "crop").
+    Whole-clip controls: see :class:`ditto_core.edits.ClipControls` (``mouth``, ``head``, ``pitch``/``yaw``/
+    ``roll``, ``blink``, ``drive_eye``, ``fade_in``) plus ``fade_out`` (frames). Sampling: ``emotion``, ``steps``,
+    ``seed``, ``overlap``. Source: ``crop_scale``, ``face_index``. Render: ``batch_size``, ``output``
+    ("full" | "crop").
     """
 
     emotion: Any = None
@@ -506,23 +506,17 @@ class GenerateOptions:
     overlap: int | None = None
     crop_scale: float | None = None
     face_index: int = 0
-    mouth: float = 1.0
-    head: float = 1.0
-    pitch: float = 0.0
-    yaw: float = 0.0
-    roll: float = 0.0
-    blink: int | None = None
-    drive_eye: bool | None = None
-    fade_in: int = 0
     fade_out: int = 0
     batch_size: int = 4
     output: str = "full"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if int(self.fade_out) < 0:
+            raise ValueError(f"GenerateOptions.fade_out must be >= 0 frames, got {self.fade_out}")
+
     def edit(self) -> EditOptions:
-        return EditOptions(
-            pitch=self.pitch, yaw=self.yaw, roll=self.roll, head_amplitude=self.head, mouth_amplitude=self.mouth,
-            blink_interval=-1 if self.blink is None else int(self.blink), fade_in=self.fade_in, fade_out=self.fade_out,
-        )
+        return self.edit_options(self.fade_out)
 
 
 def generate(

@@ -50,7 +50,7 @@ import torch
 from .audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count, load_audio
 from .audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
 from .conditions import mirror_index
-from .edits import HEAD_DIMS, LIP_DIMS
+from .edits import HEAD_DIMS, LIP_DIMS, ClipControls
 from .face import paste_back, paste_mask
 from .motion import EXP, MOTION_DIM
 from .pipeline import DittoModels, SamplingOptions, motion_conditions, source_motion_vector
@@ -88,7 +88,7 @@ class _Stopped(Exception):
 
 
 @dataclass
-class StreamOptions:
+class StreamOptions(ClipControls):
     """Settings of a streaming session. None = the default of the models' config (its online settings when the
     config pickle is an online one) or of the official online mode.
 
@@ -110,14 +110,6 @@ class StreamOptions:
     overlap: int | None = None
     seed: int = 0
     guidance: float = 2.0
-    mouth: float = 1.0
-    head: float = 1.0
-    pitch: float = 0.0
-    yaw: float = 0.0
-    roll: float = 0.0
-    blink: int | None = None
-    drive_eye: bool | None = None
-    fade_in: int = 0
     output: str = "full"
     batch_size: int = 4
     official_count: bool = False
@@ -125,22 +117,14 @@ class StreamOptions:
     motion_threads: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.steps is not None and not 1 <= int(self.steps) <= 1000:
             raise ValueError(f"StreamOptions.steps must be in 1..1000, got {self.steps}")
         if self.overlap is not None and not 1 <= int(self.overlap) <= 79:
             raise ValueError(f"StreamOptions.overlap must be in 1..79 (frames of an 80-frame window), got {self.overlap}")
-        for name in ("mouth", "head"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"StreamOptions.{name} must be a finite amplitude >= 0, got {v!r}")
-        for name in ("pitch", "yaw", "roll", "guidance"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v)):
-                raise ValueError(f"StreamOptions.{name} must be a finite number, got {v!r}")
-        if self.blink is not None and int(self.blink) < 0:
-            raise ValueError(f"StreamOptions.blink must be None, 0 (no blinks) or frames between blinks, got {self.blink}")
-        if int(self.fade_in) < 0:
-            raise ValueError(f"StreamOptions.fade_in must be >= 0 frames, got {self.fade_in}")
+        if isinstance(self.guidance, bool) or not (isinstance(self.guidance, (int, float))
+                                                   and math.isfinite(self.guidance)):
+            raise ValueError(f"StreamOptions.guidance must be a finite number, got {self.guidance!r}")
         if self.output not in STREAM_OUTPUTS:
             raise ValueError(f"StreamOptions.output must be one of {STREAM_OUTPUTS}, got {self.output!r}")
         if int(self.batch_size) < 1:

@@ -361,3 +361,31 @@ def test_motion_validates_shapes():
         Motion(motion=torch.zeros(4, 265), vad=torch.zeros(5))
     with pytest.raises(ValueError, match="fade_alpha"):
         Motion(motion=torch.zeros(4, 265), fade_alpha=torch.full((4,), 2.0))
+
+
+# --------------------------------------------------------------------------- whole-clip controls (job and stream)
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"mouth": -0.5}, "mouth"), ({"head": float("inf")}, "head"), ({"pitch": float("nan")}, "pitch"),
+    ({"roll": "3"}, "roll"), ({"blink": -2}, "blink"), ({"fade_in": -1}, "fade_in"),
+])
+def test_clip_controls_checked_the_same_in_job_and_stream(bad, field):
+    """GenerateOptions and StreamOptions share ClipControls: one bad value, one error naming the class and field."""
+    from ditto_core.pipeline import GenerateOptions
+    from ditto_core.stream import StreamOptions
+
+    for cls in (GenerateOptions, StreamOptions):
+        with pytest.raises(ValueError, match=rf"{cls.__name__}\.{field} must"):
+            cls(**bad)
+
+
+def test_generate_options_edit_maps_every_clip_control():
+    from ditto_core.pipeline import GenerateOptions
+
+    e = GenerateOptions(mouth=0.5, head=1.5, pitch=3.0, yaw=-4.0, roll=2.0, blink=0, fade_in=5, fade_out=7).edit()
+    assert (e.mouth_amplitude, e.head_amplitude, e.pitch, e.yaw, e.roll) == (0.5, 1.5, 3.0, -4.0, 2.0)
+    assert (e.blink_interval, e.fade_in, e.fade_out, e.start, e.end) == (0, 5, 7, 0, -1)
+    assert GenerateOptions().edit().blink_interval == -1  # None keeps the models' default
+    with pytest.raises(ValueError, match="GenerateOptions.fade_out"):
+        GenerateOptions(fade_out=-3)
