@@ -526,7 +526,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(_row("whole offline job", "job", f"clip ({_frames(n)})", ms, n, samples=samples, timer="wall",
                          rtf=ms / 1000.0 / audio_s,
                          note=f"generate(): image + {audio_s:.2f} s audio -> mp4 ({steps_used} DiT steps, batch "
-                              f"{opts.batch_size}, encoding inline); RTF = time / audio duration"))
+                              f"{opts.batch_size}, encoding on its own thread); RTF = time / audio duration"))
         out.unlink(missing_ok=True)
     else:
         rows.append(_skipped("whole offline job", "job", "not selected"))

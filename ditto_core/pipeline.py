@@ -537,7 +537,7 @@ def generate(
     "source", "audio", "motion", "render".
     """
     from .inputs import read_source
-    from .video import VideoWriter
+    from .video import BackgroundWriter, VideoWriter
 
     opts = options or GenerateOptions()
 
@@ -570,7 +570,8 @@ def generate(
     if opts.drive_eye is not None:
         motion = dataclasses.replace(motion, drive_eye=bool(opts.drive_eye))
     assert motion.num_frames == frame_count(len(wave))
-    with VideoWriter(out, fps=motion.fps, audio_16k=wave, audio_sample_rate=16000) as writer:
+    # encoding runs on its own thread (BackgroundWriter), overlapping the rendering of the next batch
+    with BackgroundWriter(VideoWriter(out, fps=motion.fps, audio_16k=wave, audio_sample_rate=16000)) as writer:
         for frames_b, _ in render_frames(models, src, motion, opts.output, opts.batch_size,
                                          progress=stage("render"), cancel=cancel):
             writer.write(frames_b)

@@ -789,7 +789,7 @@ def stream_to_file(
     nothing is left under ``out_path``."""
     from .inputs import read_source
     from .pipeline import extract_source, source_options
-    from .video import VideoWriter
+    from .video import BackgroundWriter, VideoWriter
 
     opts = options or StreamOptions()
     if opts.output == "none":
@@ -807,7 +807,7 @@ def stream_to_file(
     wave = load_audio(audio, 16000 if is_wave else None, name="audio")
     src = extract_source(models, frames, source_options(models, crop_scale=crop_scale, face_index=face_index),
                          is_image=is_image, cancel=cancel)
-    with VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000) as writer, \
+    with BackgroundWriter(VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000)) as writer, \
             StreamingSession(models, src, opts, cancel=cancel) as session:
         for frame in session.run(wave, piece):
             writer.write(frame.image)

@@ -10,12 +10,17 @@ Odd frame sizes: yuv420p needs even width and height, so a frame with an odd dim
 by one row and/or column that repeats its last row/column (edge padding; nothing is cropped and
 nothing is rescaled). The written video is then ``(H + H % 2, W + W % 2)``.
 
+``BackgroundWriter`` runs a writer's encoding on its own thread, so that it overlaps the rendering of the next
+frames (what ``generate`` uses): a small bounded queue in between, errors of the encoder raised in the caller.
+
 ``probe_video`` reads back what a file holds (used by the tests and by callers that check outputs).
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
+__all__ = ["BackgroundWriter", "VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
 
 #: H.264 encoders tried in this order (the PyAV wheels ship libx264)
 H264_ENCODERS: tuple[str, ...] = ("libx264", "libopenh264", "h264_videotoolbox", "h264_nvenc", "h264_qsv", "h264_amf")
@@ -289,6 +294,88 @@ class VideoWriter:
             self.tmp_path.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+class BackgroundWriter:
+    """``writer.write`` on a thread of its own, so H.264 encoding overlaps the caller's next frames.
+
+    ``write(frames)`` hands the batch to the thread and returns at once, blocking only while ``max_pending``
+    batches already wait (memory stays bounded); the caller must not change a batch after handing it over.
+    An encoder error is raised by the next ``write`` or by ``close``. ``close()`` waits for the queue and closes
+    the writer (the file appears under its final name); ``abort()`` drops what is queued and aborts the writer
+    (nothing is left). As a context manager: close on success, abort on any exception (Cancel included).
+    """
+
+    _STOP = object()
+
+    def __init__(self, writer: VideoWriter, max_pending: int = 2) -> None:
+        if int(max_pending) < 1:
+            raise ValueError(f"max_pending: expected >= 1 batches, got {max_pending}")
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(max_pending))
+        self._error: BaseException | None = None
+        self._dropping = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ditto-video-writer", daemon=True)
+        self._thread.start()
+        self._done = False
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None and not self._dropping.is_set():
+                try:
+                    self.writer.write(item)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = e
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            self.abort()
+            raise err
+
+    def write(self, frames: Any) -> None:
+        """Queue one frame (H, W, 3) or a batch (N, H, W, 3) of uint8 RGB frames."""
+        if self._done:
+            raise VideoWriterError(f"write: the writer for {self.writer.path} is already finished")
+        self._raise_error()
+        self._queue.put(frames)
+
+    def _join(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+
+    def close(self) -> Path:
+        """Encode what is queued, then close the writer; returns the final path."""
+        if self._done:
+            return self.writer.close()
+        self._join()
+        self._done = True
+        if self._error is not None:
+            err, self._error = self._error, None
+            self.writer.abort()
+            raise err
+        return self.writer.close()
+
+    def abort(self) -> None:
+        """Drop what is queued and abort the writer (its temporary file is removed)."""
+        if not self._done:
+            self._dropping.set()
+            self._join()
+            self._done = True
+        self.writer.abort()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
 
 
 def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:

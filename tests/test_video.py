@@ -7,7 +7,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from ditto_core.video import VideoWriter, VideoWriterError, probe_video  # noqa: E402
+from ditto_core.video import BackgroundWriter, VideoWriter, VideoWriterError, probe_video  # noqa: E402
 
 SR = 16000
 
@@ -160,3 +160,54 @@ def test_bad_input(tmp_path):
         with VideoWriter(out):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- encoding on its own thread
+
+
+def test_background_writer_same_file_as_inline(tmp_path):
+    """Frames handed to the BackgroundWriter are encoded on another thread, in order, into the same video."""
+    import threading
+
+    frames = smooth_frames(9, 32, 48)
+    inline, threaded = tmp_path / "inline.mp4", tmp_path / "threaded.mp4"
+    with VideoWriter(inline, fps=25, audio_16k=tone(0.36)) as w:
+        w.write(frames)
+    vw = VideoWriter(threaded, fps=25, audio_16k=tone(0.36))
+    threads = []
+    original = vw.write
+    vw.write = lambda f: (threads.append(threading.get_ident()), original(f))[1]
+    with BackgroundWriter(vw, max_pending=1) as bw:
+        for s in range(0, 9, 2):
+            bw.write(frames[s : s + 2])
+    assert len(threads) == 5 and set(threads) != {threading.get_ident()}
+    assert np.array_equal(decode_rgb(threaded), decode_rgb(inline))
+    assert probe_video(threaded)["audio_seconds"] == pytest.approx(0.36, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inline.mp4", "threaded.mp4"]
+
+
+def test_background_writer_encoder_error_reaches_the_caller(tmp_path):
+    """A batch the encoder refuses (another size) raises in the caller's thread; nothing is left."""
+    out = tmp_path / "clip.mp4"
+    with pytest.raises(ValueError, match="differs from the first frame"):
+        with BackgroundWriter(VideoWriter(out, fps=25)) as bw:
+            bw.write(smooth_frames(2, 16, 16))
+            bw.write(smooth_frames(2, 32, 32))
+            for _ in range(20):  # the error comes out at the latest on close()
+                bw.write(smooth_frames(1, 16, 16))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="max_pending"):
+        BackgroundWriter(VideoWriter(out, fps=25), max_pending=0)
+
+
+def test_background_writer_abort_on_interrupt(tmp_path):
+    out = tmp_path / "clip.mp4"
+    out.write_bytes(b"previous result")
+    with pytest.raises(KeyboardInterrupt):
+        with BackgroundWriter(VideoWriter(out, fps=25, audio_16k=tone(1.0))) as bw:
+            bw.write(smooth_frames(3, 16, 16))
+            raise KeyboardInterrupt
+    assert out.read_bytes() == b"previous result"
+    assert list(tmp_path.iterdir()) == [out]
+    with pytest.raises(VideoWriterError, match="already finished"):
+        bw.write(smooth_frames(1, 16, 16))
