@@ -24,7 +24,7 @@ import threading
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -105,7 +105,21 @@ def _as_audio(audio: Any) -> np.ndarray:
     return arr
 
 
-class VideoWriter:
+class _CloseOnSuccess:
+    """Context manager of a writer: ``close()`` when the block succeeds, ``abort()`` on any exception."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+class VideoWriter(_CloseOnSuccess):
     """Write an H.264 (yuv420p) mp4 frame by frame, with an optional mono AAC track.
 
     Use as a context manager::
@@ -169,17 +183,6 @@ class VideoWriter:
         self._vstream = None
         self._astream = None
         self._state = "new"  # new -> open -> closed | aborted
-
-    # -- context manager ---------------------------------------------------------------------
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
     def __del__(self) -> None:  # a writer dropped without close() leaves no temporary file
         try:
@@ -296,7 +299,7 @@ class VideoWriter:
             pass
 
 
-class BackgroundWriter:
+class BackgroundWriter(_CloseOnSuccess):
     """``writer.write`` on a thread of its own, so H.264 encoding overlaps the caller's next frames.
 
     ``write(frames)`` hands the batch to the thread and returns at once, blocking only while ``max_pending``
@@ -366,16 +369,6 @@ class BackgroundWriter:
             self._join()
             self._done = True
         self.writer.abort()
-
-    def __enter__(self) -> "BackgroundWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
