@@ -24,7 +24,10 @@ import threading
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; annotations are strings here
+    from typing_extensions import Self
 
 import numpy as np
 
