@@ -166,7 +166,7 @@ def test_bad_input(tmp_path):
 
 
 def test_background_writer_same_file_as_inline(tmp_path):
-    """Frames handed to the BackgroundWriter are encoded on another thread, in order, into the same video."""
+    """Frames handed to the BackgroundWriter are encoded on another thread, in order, into the same video (up to encoder noise)."""
     import threading
 
     frames = smooth_frames(9, 32, 48)
@@ -181,7 +181,13 @@ def test_background_writer_same_file_as_inline(tmp_path):
         for s in range(0, 9, 2):
             bw.write(frames[s : s + 2])
     assert len(threads) == 5 and set(threads) != {threading.get_ident()}
-    assert np.array_equal(decode_rgb(threaded), decode_rgb(inline))
+    # The encoder's own threads make H.264 bit-exactness machine-dependent, so compare the pictures: same
+    # count, each decoded frame nearest its own source frame (order kept), and close to the inline encode.
+    got, ref = decode_rgb(threaded).astype(np.float32), decode_rgb(inline).astype(np.float32)
+    assert got.shape == ref.shape == frames.shape
+    err = np.abs(got[:, None] - frames[None].astype(np.float32)).mean(axis=(2, 3, 4))  # (decoded, source)
+    assert np.array_equal(err.argmin(axis=1), np.arange(9))
+    assert np.abs(got - ref).mean() < 1.0
     assert probe_video(threaded)["audio_seconds"] == pytest.approx(0.36, abs=0.01)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inline.mp4", "threaded.mp4"]
 
