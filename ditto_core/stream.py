@@ -102,7 +102,8 @@ class StreamOptions(ClipControls):
     official online frame count instead of stopping at ``ceil(seconds·25)``), ``queue_size`` (emissions of ``hop``
     frames the render queue holds before the motion thread waits), ``motion_threads`` (intra-op threads of the
     audio + motion thread: None = 1 on a CPU device, where the DiT's small matmuls gain little from more threads and
-    the renderer needs the cores, untouched elsewhere; with PyTorch's OpenMP backend this is a per-thread setting).
+    the renderer needs the cores, untouched elsewhere; with PyTorch's OpenMP backend this is a per-thread setting,
+    the render thread keeps the caller's count, and threads started later get the caller's default).
     """
 
     emotion: Any = None
@@ -258,8 +259,19 @@ def stream_motion_config(models: DittoModels, options: StreamOptions) -> Audio2M
 
 @functools.lru_cache(maxsize=1)
 def _openmp_backend() -> bool:
-    """True when ATen parallelises with OpenMP, where ``torch.set_num_threads`` acts on the calling thread only."""
+    """True when ATen parallelises with OpenMP, where ``torch.set_num_threads`` sets the calling thread's team."""
     return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _pin_intraop_threads(n: int) -> None:
+    """Give the calling (worker) thread ``n`` intra-op threads, whatever other threads set (OpenMP backend).
+
+    ATen gives a thread its count lazily, on its first parallel op, from a process-wide value that every
+    ``torch.set_num_threads`` call overwrites: a render thread started beside a one-thread motion thread would
+    silently run on one core. ``get_num_threads`` forces that lazy step now; the explicit count then sticks.
+    """
+    torch.get_num_threads()
+    torch.set_num_threads(int(n))
 
 
 def _as_samples(samples: Any) -> np.ndarray:
@@ -388,9 +400,18 @@ class StreamingSession:
         self._t_enable: tuple[float, float] | None = None  # (taken, pushed) of the piece enabling frame 0
         self._t_first: float | None = None
         self._t_last: float | None = None
+        # intra-op threads per worker (OpenMP backend only: elsewhere the count is process-wide and left alone): the
+        # render thread gets the caller's count; the motion thread motion_threads (1 on a CPU by default)
+        self._caller_threads = torch.get_num_threads()
+        motion_threads = opts.motion_threads
+        if motion_threads is None and models.device.type == "cpu":
+            motion_threads = 1
+        pin = _openmp_backend()
         self._threads = [
-            threading.Thread(target=self._run_worker, args=(self._motion_worker,), name="ditto-stream-motion", daemon=True),
-            threading.Thread(target=self._run_worker, args=(self._render_worker,), name="ditto-stream-render", daemon=True),
+            threading.Thread(target=self._run_worker, args=(self._motion_worker, motion_threads if pin else None),
+                             name="ditto-stream-motion", daemon=True),
+            threading.Thread(target=self._run_worker, args=(self._render_worker, self._caller_threads if pin else None),
+                             name="ditto-stream-render", daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -574,14 +595,21 @@ class StreamingSession:
         if self._cancel_cb is not None:
             self._cancel_cb()
 
-    def _run_worker(self, body: Callable[[], None]) -> None:
+    def _run_worker(self, body: Callable[[], None], threads: int | None) -> None:
+        """Run a worker body with ``threads`` intra-op threads (None: as ATen gives them); errors go to the caller."""
         try:
+            if threads is not None:
+                _pin_intraop_threads(threads)
             with torch.inference_mode():
                 body()
         except _Stopped:
             pass
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             self._fail(e)
+        finally:
+            if threads is not None:
+                # leave the process-wide default (what threads started later get) as the caller had it
+                torch.set_num_threads(self._caller_threads)
 
     def _get(self, q: queue.Queue) -> Any:
         while True:
@@ -604,11 +632,6 @@ class StreamingSession:
 
     # ---- audio + motion thread
     def _motion_worker(self) -> None:
-        n = self.options.motion_threads
-        if n is None and self.models.device.type == "cpu":
-            n = 1
-        if n is not None and _openmp_backend():
-            torch.set_num_threads(int(n))  # this thread's OpenMP team only (see StreamOptions.motion_threads)
         while True:
             item = self._get(self._audio_q)
             t_taken = time.perf_counter()

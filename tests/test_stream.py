@@ -226,6 +226,41 @@ def test_cancel_callback_stops_everything(synthetic_models, source):
     assert "ditto-stream-motion" in calls
 
 
+@pytest.mark.skipif("OpenMP" not in torch.__config__.parallel_info(), reason="per-thread counts need ATen on OpenMP")
+def test_worker_thread_counts(synthetic_models, source):
+    """The motion thread runs on 1 intra-op thread (CPU default) without taking the render thread down to 1 too,
+    and threads started after the session get the caller's count again."""
+    seen: dict[str, set[int]] = {}
+
+    def cancel():
+        seen.setdefault(threading.current_thread().name, set()).add(torch.get_num_threads())
+
+    def fresh_thread_count() -> int:
+        got = []
+        t = threading.Thread(target=lambda: got.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return got[0]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # without the pinning the render thread picked up the motion thread's 1 and ran on one core
+        opts = StreamOptions(output="crop", steps=1, batch_size=2)
+        with StreamingSession(synthetic_models, source, opts, cancel=cancel) as s:
+            frames = list(s.run(_speech(0.1)))
+        assert len(frames) == frame_count(1600)
+        assert seen["ditto-stream-motion"] == {1}
+        assert seen["ditto-stream-render"] == {2}
+        assert torch.get_num_threads() == 2 and fresh_thread_count() == 2
+        with StreamingSession(synthetic_models, source, StreamOptions(output="none", steps=1, motion_threads=2),
+                              cancel=cancel) as s:
+            s.close()
+        assert fresh_thread_count() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_render_worker_error_propagates(synthetic_models, source):
     class Boom(torch.nn.Module):
         def forward(self, x):
