@@ -359,10 +359,7 @@ class BackgroundWriter(_CloseOnSuccess):
             return self.writer.close()
         self._join()
         self._done = True
-        if self._error is not None:
-            err, self._error = self._error, None
-            self.writer.abort()
-            raise err
+        self._raise_error()  # an encoder error aborts the writer and is raised here
         return self.writer.close()
 
     def abort(self) -> None:
