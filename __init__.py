@@ -91,9 +91,11 @@ if _missing:
         ", ".join(_missing),
         os.path.join(_HERE, "requirements.txt"),
     )
-else:
+elif __package__:
     _register_model_folder()
     _use_bundled_ditto_core()
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402,F811
+# else: imported as a plain module, not as a package (pytest sets up the checkout's folder this way when its name
+# is not a Python name, e.g. "tmp.x1y2"): there is no package to load the nodes from, and nothing is registered
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -219,6 +219,23 @@ def test_missing_required_package_is_one_clear_line(tmp_path, monkeypatch, caplo
     assert "Traceback" not in out + err + caplog.text
 
 
+def test_root_init_imports_as_a_plain_module(caplog, capfd):
+    """pytest imports the checkout's ``__init__.py`` as the module ``__init__`` (no package) when the folder's name is
+    not a Python name (``tmp.x1y2``, ``ComfyUI-Ditto``): that import must succeed and register nothing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("__init__", str(REPO_ROOT / "__init__.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with caplog.at_level(logging.DEBUG):
+        spec.loader.exec_module(module)
+    assert module.NODE_CLASS_MAPPINGS == {} and module.NODE_DISPLAY_NAME_MAPPINGS == {}
+    assert module.WEB_DIRECTORY == "./web"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+
+
 def test_missing_optional_packages_are_silent(tmp_path, monkeypatch, caplog, capfd):
     for name in ("huggingface_hub", "mediapipe", "tensorrt"):
         monkeypatch.setitem(sys.modules, name, None)
