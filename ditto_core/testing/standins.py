@@ -4,7 +4,7 @@ Each stand-in reports the same synthetic face, wherever the pipeline looks at it
 term computed from the input pixels (average pool, a fixed random linear map seeded from
 ``sha256(f"{salt}:standin:<model>")``, tanh), so different inputs give slightly different outputs
 and the same salt always gives the same file. They are for tests and for the synthetic model kit
-(``ditto_core.synthetic``): the geometry is sensible (one upright face, eyes above the mouth,
+(``ditto_core.testing.kit``): the geometry is sensible (one upright face, eyes above the mouth,
 eyes open, irises near the eye centres), so registration finds one face, crops it and gets
 finite eye features, but nothing is learned.
 
@@ -354,7 +354,7 @@ class _Graph:
         model = self.h.make_model(
             graph,
             opset_imports=[self.h.make_opsetid("", OPSET)],
-            producer_name="ditto_core.standins",
+            producer_name="ditto_core.testing.standins",
             doc_string=doc,
         )
         model.ir_version = IR_VERSION
