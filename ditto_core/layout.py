@@ -22,7 +22,8 @@ class ReleaseFile:
     required: bool = True  #: needed for the default pipeline
 
 
-RENDERER_FILES = (
+#: the six PyTorch networks (extractors, warp, decoder, stitching MLP, DiT)
+NETWORK_FILES = (
     ReleaseFile("appearance_extractor", "appearance_extractor.pth", "ditto_pytorch/models/appearance_extractor.pth"),
     ReleaseFile("motion_extractor", "motion_extractor.pth", "ditto_pytorch/models/motion_extractor.pth"),
     ReleaseFile("warp_network", "warp_network.pth", "ditto_pytorch/models/warp_network.pth"),
@@ -51,5 +52,8 @@ ONNX_AUX_ALIASES = {
     "landmark106": ("landmark106.onnx",),
 }
 
-ALL_FILES = RENDERER_FILES + AUX_FILES + CONFIG_FILES
+ALL_FILES = NETWORK_FILES + AUX_FILES + CONFIG_FILES
+#: roles of the six networks, and of the aux models the default pipeline needs
+NETWORK_ROLES = tuple(f.role for f in NETWORK_FILES)
+AUX_ROLES = tuple(f.role for f in AUX_FILES if f.required)
 BY_ROLE = {f.role: f for f in ALL_FILES}

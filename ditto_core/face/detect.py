@@ -42,6 +42,8 @@ __all__ = [
 DEFAULT_MIN_FACE_SIZE = 32.0
 
 FaceOrder = Literal["size", "left_to_right", "score"]
+#: how faces are counted for ``face_index``: by box area (largest first, official), left to right, or by score
+FACE_ORDERS: tuple[str, ...] = ("size", "left_to_right", "score")
 
 
 class NoFaceError(ValueError):
@@ -222,8 +224,8 @@ def select_face(
     boxes = np.asarray(boxes)
     if boxes.ndim != 2 or boxes.shape[1] < 4:
         raise ValueError(f"boxes: expected (K, 5) face boxes, got {boxes.shape}")
-    if order not in ("size", "left_to_right", "score"):
-        raise ValueError(f"order: expected 'size', 'left_to_right' or 'score', got {order!r}")
+    if order not in FACE_ORDERS:
+        raise ValueError(f"order: expected one of {FACE_ORDERS}, got {order!r}")
     thr = f" with score >= {det_thresh}" if det_thresh is not None else ""
     if boxes.shape[0] == 0:
         raise NoFaceError(

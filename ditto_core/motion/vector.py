@@ -28,8 +28,10 @@ YAW = slice(67, 133)
 ROLL = slice(133, 199)
 T = slice(199, 202)
 EXP = slice(202, 265)
-#: dims that the official smoothing and ``fix_kp_cond_dim`` cover: scale, pose logits, t
+#: dims that the official smoothing and ``fix_kp_cond_dim`` cover: scale, pose logits, t (the 202 "pose dims")
 POSE_DIMS = slice(0, 202)
+#: dims a head amplitude scales: pitch/yaw/roll logits and t (scale always comes from the source)
+HEAD_DIMS = slice(1, 202)
 
 #: the order of the dict form, the same as the official ``_cvt_LP_motion_info``
 MOTION_KEYS = ("scale", "pitch", "yaw", "roll", "t", "exp")
@@ -38,6 +40,8 @@ _SLICES = {"scale": SCALE, "pitch": PITCH, "yaw": YAW, "roll": ROLL, "t": T, "ex
 #: exp keypoint groups (indices of the 21 keypoints)
 LIP_KPS = (6, 12, 14, 17, 19, 20)
 EYE_KPS = (11, 13, 15, 16, 18)
+#: flat indices (into the 63 exp values) of the lip keypoints
+LIP_DIMS = tuple(3 * k + c for k in LIP_KPS for c in range(3))
 
 MotionDict = dict[str, torch.Tensor]
 

@@ -1,0 +1,79 @@
+"""Small things every stage shares: callback types, the cancel convention, ping-pong indexing, the moving average,
+filling ``None`` options from defaults.
+
+Callbacks. Long stages take ``progress(done, total)`` and ``cancel()``. ``cancel`` is called between units of work
+(frames, windows, batches) and **raises** to stop (ComfyUI's interrupt, a server's disconnect, Ctrl-C); its exception
+reaches the caller unchanged. Nothing in the library polls a boolean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+__all__ = [
+    "CancelFn",
+    "ProgressFn",
+    "StageProgressFn",
+    "check_cancel",
+    "fill_defaults",
+    "mirror_index",
+    "moving_average",
+]
+
+#: ``progress(done, total)`` after each unit of work
+ProgressFn = Callable[[int, int], None]
+#: ``cancel()`` between units of work; raises to stop
+CancelFn = Callable[[], None]
+#: a stage-aware progress callback: ``progress(stage, done, total)``
+StageProgressFn = Callable[[str, int, int], None]
+
+T = TypeVar("T")
+
+
+def check_cancel(cancel: CancelFn | None) -> None:
+    """Give ``cancel`` its chance to raise (no-op for None)."""
+    if cancel is not None:
+        cancel()
+
+
+def mirror_index(index: int, size: int) -> int:
+    """Ping-pong index into ``size`` items: 0..size-1, then size-1..0, and so on (official ``_mirror_index``)."""
+    turn, res = divmod(int(index), int(size))
+    return res if turn % 2 == 0 else size - res - 1
+
+
+def moving_average(x: torch.Tensor, width: int, start: int = 0, end: int | None = None) -> torch.Tensor:
+    """Centred moving average over dim 0 of ``x`` ``(N, ...)``, for rows ``[start, end)``; a new tensor.
+
+    Row ``i`` becomes the mean of rows ``[max(0, i - width // 2), min(N, i + width // 2 + 1))``: the window is
+    truncated (not padded) at the ends, every output reads the unsmoothed input, and the sums run in float64 (the
+    result has ``x``'s dtype). Rows outside ``[start, end)`` are copied. ``width <= 1`` copies ``x``.
+    """
+    n = x.shape[0]
+    end = n if end is None else int(end)
+    out = x.clone()
+    if width <= 1 or end <= start or n == 0:
+        return out
+    half = int(width) // 2
+    src = x.double()
+    csum = torch.cat([src.new_zeros(1, *src.shape[1:]), src.cumsum(0)])
+    idx = torch.arange(start, end, device=x.device)
+    lo = (idx - half).clamp(min=0)
+    hi = (idx + half + 1).clamp(max=n)
+    count = (hi - lo).to(src.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+    out[start:end] = ((csum[hi] - csum[lo]) / count).to(x.dtype)
+    return out
+
+
+def fill_defaults(options: T, defaults: Any) -> T:
+    """``options`` (a dataclass) with every ``None`` field taken from the same-named attribute of ``defaults``."""
+    missing = {
+        f.name: getattr(defaults, f.name)
+        for f in dataclasses.fields(options)  # type: ignore[arg-type]
+        if getattr(options, f.name) is None and hasattr(defaults, f.name)
+    }
+    return dataclasses.replace(options, **missing) if missing else options  # type: ignore[type-var]
