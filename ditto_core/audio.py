@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._util import CancelFn, ProgressFn
 from .onnx_utils import OnnxModel
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "HUBERT_DIM",
     "AudioError",
-    "FeatureExtractionCancelled",
     "ChunkConfig",
     "load_audio",
     "resample_to_16k",
@@ -59,10 +59,6 @@ SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) counts as silence
 
 class AudioError(ValueError):
     """Audio input that cannot be used; the message names the input and what was expected."""
-
-
-class FeatureExtractionCancelled(RuntimeError):
-    """Raised when a ``cancel`` callback asked feature extraction to stop."""
 
 
 @dataclass(frozen=True)
@@ -350,14 +346,14 @@ class HubertFeatureExtractor:
         self,
         audio_16k: np.ndarray,
         *,
-        progress: Callable[[int, int], None] | None = None,
-        cancel: Callable[[], bool] | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
     ) -> np.ndarray:
         """(T,) float32 at 16 kHz -> (N, 1024) float32, N = ceil(T / 16000 * 25): the official offline ``wav2feat``.
 
         Pads 2000 zeros before and 6480 after, runs a 6480-sample window every 5 frames, concatenates, cuts to N.
-        ``progress(done, total)`` is called after each window; ``cancel()`` before each, and a true result raises
-        :class:`FeatureExtractionCancelled` (a callback may also raise its own exception).
+        ``progress(done, total)`` is called after each window; ``cancel()`` before each (it raises to stop, the
+        library's one cancel convention).
         """
         x = np.asarray(audio_16k, dtype=np.float32)
         if x.ndim != 1 or x.shape[0] == 0:
@@ -370,8 +366,8 @@ class HubertFeatureExtractor:
         starts = list(range(0, n, c.current))
         feats: list[np.ndarray] = []
         for k, i in enumerate(starts):
-            if cancel is not None and cancel():
-                raise FeatureExtractionCancelled(f"HuBERT feature extraction cancelled at window {k}/{len(starts)}")
+            if cancel is not None:
+                cancel()
             s = int(i * 0.04 * 16000)  # the official float expression (see the module docstring)
             feats.append(self.chunk_features(padded[s : s + c.chunk_samples]))
             if progress is not None:

@@ -1,16 +1,16 @@
 """Audio-to-motion: windowed DiT sampling over a condition sequence, offline and streaming.
 
-The DiT generates 80-frame windows. Consecutive windows overlap by ``overlap_v2`` frames and advance by
-``hop = 80 - overlap_v2`` (the official ``valid_clip_len``). Each window is conditioned on ``kp_cond`` (265,), a motion
-frame of the result so far, and its start is cross-faded into the result:
+The DiT generates 80-frame windows. Consecutive windows overlap by ``overlap`` frames (official ``overlap_v2``) and
+advance by ``hop = 80 - overlap`` (the official ``valid_clip_len``). Each window is conditioned on ``kp_cond`` (265,),
+a motion frame of the result so far, and its start is cross-faded into the result:
 
 * fuse: the last ``L`` result frames become ``res·(1 − α) + pred[80−hop−L : 80−hop]·α`` with ``α = arange(L)/L``, then
-  ``pred[80−hop:]`` is appended. ``L = overlap_v2`` offline, ``min(overlap_v2, hop)`` online.
-* smoothing: a centred moving average of width ``smo_k_d`` over dims 0:202 (scale, pose logits, t; not exp), on the
-  frames just fused (the first window: all of it), each output from the unsmoothed values.
-* kp_cond: the result frame just before the next window starts (``res[len − overlap_v2 − 1]``). With
-  ``fix_kp_cond = n > 0``, after every n-th window it is reset to the source motion, keeping the prediction only in
-  dims ``fix_kp_cond_dim = (ds, de)`` if given.
+  ``pred[80−hop:]`` is appended. ``L = overlap`` offline, ``min(overlap, hop)`` online.
+* smoothing: a centred moving average of width ``smoothing`` (official ``smo_k_d``) over dims 0:202 (scale, pose
+  logits, t; not exp), on the frames just fused (the first window: all of it), each output from the unsmoothed values.
+* kp_cond: the result frame just before the next window starts (``res[len − overlap − 1]``). With
+  ``kp_cond_reset = n > 0`` (official ``fix_kp_cond``), after every n-th window it is reset to the source motion,
+  keeping the prediction only in dims ``kp_cond_keep = (ds, de)`` (``fix_kp_cond_dim``) if given.
 
 Randomness (see :mod:`ditto_core.sampler`): the DDIM eta noises are drawn once, then each window's initial ``x``, all
 from one ``torch.Generator``; pass ``noises`` / ``x_inits`` to fix them explicitly.
@@ -19,15 +19,23 @@ from one ``torch.Generator``; pass ``noises`` / ``x_inits`` to fix them explicit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Optional, Union
+from dataclasses import dataclass, replace
+from typing import Union
 
 import numpy as np
 import torch
 
+from ._util import CancelFn, ProgressFn, moving_average
 from .conditions import COND_DIM
-from .motion import MOTION_DIM
-from .sampler import CosineSchedule, ddim_sample, draw_eta_noises, draw_normal, make_generator, num_eta_noises
+from .motion.vector import MOTION_DIM, POSE_DIMS
+from .sampler import (
+    CosineSchedule,
+    ddim_sample,
+    draw_eta_noises,
+    draw_normal,
+    make_generator,
+    num_eta_noises,
+)
 
 __all__ = [
     "Audio2MotionConfig",
@@ -41,71 +49,88 @@ __all__ = [
     "count_windows_offline",
 ]
 
-#: dims covered by smoothing (scale, pitch/yaw/roll logits, t)
-SMOOTH_DIMS = 202
-ProgressFn = Callable[[int, int], None]
-CancelFn = Callable[[], None]
 ConditionFn = Callable[[torch.Tensor, int], torch.Tensor]
 Seed = Union[int, torch.Generator, None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Audio2MotionConfig:
-    """Settings of the windowed sampling (official ``Audio2Motion.setup`` names and defaults).
+    """Settings of the windowed sampling (defaults: the official offline ones).
 
-    ``fix_kp_cond_dim``: (ds, de) dims kept from the prediction when kp_cond is reset; ``v_min_max_for_clip``: an
-    array whose rows 0 and 1 are the per-dim min and max (265,) applied to the output, or None.
+    Attributes:
+        overlap: frames two consecutive 80-frame windows share (official ``overlap_v2``); 10 offline, 70 online.
+        steps: DDIM steps per window (``sampling_timesteps``); 50 offline, 10 online.
+        smoothing: width of the centred moving average over scale, pose and t (``smo_k_d``); 3.
+        guidance: classifier-free guidance weight (``guidance_weight``); 2.
+        kp_cond_reset: every this many windows the next window's condition frame is reset to the source motion
+            (``fix_kp_cond``; 0 = never); 0 offline, 1 online.
+        kp_cond_keep: ``(start, end)`` dims kept from the prediction at such a reset (``fix_kp_cond_dim``); online
+            ``(0, 202)``.
+        clip_range: ``(>= 2, 265)`` array whose rows 0 and 1 are the per-dim min and max of the output
+            (``v_min_max_for_clip``), or None.
+        seq_frames: frames of one DiT window (80).
+        batched_cfg: run the guided step's two DiT passes as one batch of 2 (equal to two passes up to rounding).
     """
 
-    overlap_v2: int = 10
-    fix_kp_cond: int = 0
-    fix_kp_cond_dim: Optional[tuple[int, int]] = None
-    sampling_timesteps: int = 50
-    smo_k_d: int = 3
-    v_min_max_for_clip: Optional[Union[np.ndarray, torch.Tensor]] = None
-    guidance_weight: float = 2.0
+    overlap: int = 10
+    steps: int = 50
+    smoothing: int = 3
+    guidance: float = 2.0
+    kp_cond_reset: int = 0
+    kp_cond_keep: tuple[int, int] | None = None
+    clip_range: np.ndarray | torch.Tensor | None = None
     seq_frames: int = 80
-    #: run the guided step's two DiT passes as one batch of 2 (equal to two passes up to float rounding)
     batched_cfg: bool = True
 
     def __post_init__(self) -> None:
-        if self.seq_frames < 1:
-            raise ValueError(f"seq_frames must be >= 1, got {self.seq_frames}")
-        if not 0 <= self.overlap_v2 < self.seq_frames:
-            raise ValueError(f"overlap_v2 must be in [0, {self.seq_frames - 1}], got {self.overlap_v2}")
-        if self.fix_kp_cond < 0:
-            raise ValueError(f"fix_kp_cond must be >= 0, got {self.fix_kp_cond}")
-        if self.fix_kp_cond_dim is not None:
-            if len(self.fix_kp_cond_dim) != 2:
-                raise ValueError(f"fix_kp_cond_dim must be (start, end), got {self.fix_kp_cond_dim!r}")
-            ds, de = (int(v) for v in self.fix_kp_cond_dim)
+        def _int(name: str, lo: int, hi: int | None = None) -> int:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+                rng = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+                raise ValueError(f"{name} must be an int {rng}, got {v!r}")
+            object.__setattr__(self, name, int(v))
+            return int(v)
+
+        _int("seq_frames", 1)
+        _int("overlap", 0, self.seq_frames - 1)
+        _int("steps", 1, 1000)
+        _int("smoothing", 0)
+        _int("kp_cond_reset", 0)
+        g = self.guidance
+        if isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not np.isfinite(float(g)):
+            raise ValueError(f"guidance must be a finite number, got {g!r}")
+        object.__setattr__(self, "guidance", float(g))
+        if self.kp_cond_keep is not None:
+            if len(self.kp_cond_keep) != 2:
+                raise ValueError(f"kp_cond_keep must be (start, end), got {self.kp_cond_keep!r}")
+            ds, de = (int(v) for v in self.kp_cond_keep)
             if not 0 <= ds <= de <= MOTION_DIM:
-                raise ValueError(f"fix_kp_cond_dim must satisfy 0 <= start <= end <= 265, got {self.fix_kp_cond_dim!r}")
-            self.fix_kp_cond_dim = (ds, de)
-        if not 1 <= self.sampling_timesteps <= 1000:
-            raise ValueError(f"sampling_timesteps must be in [1, 1000], got {self.sampling_timesteps}")
-        if self.smo_k_d < 0:
-            raise ValueError(f"smo_k_d must be >= 0, got {self.smo_k_d}")
-        if self.v_min_max_for_clip is not None:
-            arr = torch.as_tensor(np.asarray(self.v_min_max_for_clip, dtype=np.float32))
+                raise ValueError(f"kp_cond_keep must satisfy 0 <= start <= end <= 265, got {self.kp_cond_keep!r}")
+            object.__setattr__(self, "kp_cond_keep", (ds, de))
+        if self.clip_range is not None:
+            arr = torch.as_tensor(np.asarray(self.clip_range, dtype=np.float32))
             if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] != MOTION_DIM:
-                raise ValueError(f"v_min_max_for_clip must be (>=2, 265) (rows min, max), got {tuple(arr.shape)}")
+                raise ValueError(f"clip_range must be (>=2, 265) (rows min, max), got {tuple(arr.shape)}")
 
     @classmethod
-    def online_defaults(cls, **overrides) -> "Audio2MotionConfig":
-        """The official online cfg's audio-to-motion values: overlap 70 (hop 10), 10 steps, fix_kp_cond 1 on dims
-        0:202, smoothing 3 (no clipping unless given)."""
-        kw = dict(overlap_v2=70, sampling_timesteps=10, fix_kp_cond=1, fix_kp_cond_dim=(0, SMOOTH_DIMS), smo_k_d=3)
+    def online(cls, **overrides) -> Audio2MotionConfig:
+        """The official online preset: overlap 70 (a window every 10 frames), 10 steps, the condition frame reset
+        every window keeping dims 0:202, smoothing 3 (no clipping unless given)."""
+        kw = dict(overlap=70, steps=10, kp_cond_reset=1, kp_cond_keep=(0, POSE_DIMS.stop), smoothing=3)
         kw.update(overrides)
         return cls(**kw)
+
+    def replace(self, **changes) -> Audio2MotionConfig:
+        """These settings with ``changes`` (None values keep the current ones)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property
     def hop(self) -> int:
         """Frames a window advances (official ``valid_clip_len``)."""
-        return self.seq_frames - self.overlap_v2
+        return self.seq_frames - self.overlap
 
     def fuse_length(self, online: bool) -> int:
-        return min(self.overlap_v2, self.hop) if online else self.overlap_v2
+        return min(self.overlap, self.hop) if online else self.overlap
 
 
 def count_windows_offline(num_frames: int, cfg: Audio2MotionConfig) -> int:
@@ -116,22 +141,14 @@ def count_windows_offline(num_frames: int, cfg: Audio2MotionConfig) -> int:
 def smooth_motion(motion: torch.Tensor, start: int, end: int, k: int) -> torch.Tensor:
     """Centred moving average of width k (2·(k//2)+1 frames, clipped at the ends) over dims 0:202 of frames
     [start, end) of ``motion`` (T, 265); every output uses the unsmoothed input. Returns a new tensor."""
-    if k <= 1 or end <= start:
-        return motion.clone()
-    n = motion.shape[0]
-    half = k // 2
-    src = motion[:, :SMOOTH_DIMS].double()
-    csum = torch.cat([src.new_zeros(1, SMOOTH_DIMS), src.cumsum(0)])
-    idx = torch.arange(start, end, device=motion.device)
-    lo = (idx - half).clamp(min=0)
-    hi = (idx + half + 1).clamp(max=n)
-    mean = (csum[hi] - csum[lo]) / (hi - lo).to(src.dtype)[:, None]
     out = motion.clone()
-    out[start:end, :SMOOTH_DIMS] = mean.to(motion.dtype)
+    if k <= 1 or end <= start:
+        return out
+    out[:, POSE_DIMS] = moving_average(motion[:, POSE_DIMS], k, start, end)
     return out
 
 
-def clip_motion(motion: torch.Tensor, v_min_max: Optional[Union[np.ndarray, torch.Tensor]]) -> torch.Tensor:
+def clip_motion(motion: torch.Tensor, v_min_max: np.ndarray | torch.Tensor | None) -> torch.Tensor:
     """Clip (T, 265) to rows 0 (min) and 1 (max) of ``v_min_max``; None leaves it unchanged."""
     if v_min_max is None:
         return motion
@@ -152,7 +169,7 @@ class MotionChain:
         self.source = source_motion.detach().clone()
         self.kp_cond = self.source.clone()
         self.fuse_len = cfg.fuse_length(online)
-        self.res: Optional[torch.Tensor] = None
+        self.res: torch.Tensor | None = None
         self.windows = 0
 
     def add(self, pred: torch.Tensor) -> torch.Tensor:
@@ -160,7 +177,7 @@ class MotionChain:
         cfg = self.cfg
         hop, n_seq, fl = cfg.hop, cfg.seq_frames, self.fuse_len
         if self.res is None:
-            res = smooth_motion(pred, 0, pred.shape[0], cfg.smo_k_d)
+            res = smooth_motion(pred, 0, pred.shape[0], cfg.smoothing)
         else:
             res = self.res
             if fl > 0:
@@ -170,14 +187,14 @@ class MotionChain:
                 res = torch.cat([res[:-fl], r1 * (1 - alpha) + r2 * alpha], dim=0)
             res = torch.cat([res, pred[n_seq - hop :]], dim=0)
             n = res.shape[0]
-            res = smooth_motion(res, n - hop - fl, n - hop + 1, cfg.smo_k_d)
+            res = smooth_motion(res, n - hop - fl, n - hop + 1, cfg.smoothing)
         self.windows += 1
-        idx = res.shape[0] - cfg.overlap_v2
+        idx = res.shape[0] - cfg.overlap
         prev = res[idx - 1]
-        if cfg.fix_kp_cond > 0 and self.windows % cfg.fix_kp_cond == 0:
+        if cfg.kp_cond_reset > 0 and self.windows % cfg.kp_cond_reset == 0:
             kp = self.source.to(res.device, res.dtype).clone()
-            if cfg.fix_kp_cond_dim is not None:
-                ds, de = cfg.fix_kp_cond_dim
+            if cfg.kp_cond_keep is not None:
+                ds, de = cfg.kp_cond_keep
                 kp[ds:de] = prev[ds:de]
             self.kp_cond = kp
         else:
@@ -230,30 +247,30 @@ def sample_window(
 
     def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
         times = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
-        return model.guided(x, cf, c, times, cfg.guidance_weight, batched=cfg.batched_cfg)
+        return model.guided(x, cf, c, times, cfg.guidance, batched=cfg.batched_cfg)
 
-    out = ddim_sample(denoise, x_init.to(device, dtype)[None], schedule, cfg.sampling_timesteps, noises.to(device, dtype))
+    out = ddim_sample(denoise, x_init.to(device, dtype)[None], schedule, cfg.steps, noises.to(device, dtype))
     return out[0]
 
 
 class _Randomness:
     """Eta noises (drawn first) and per-window initial x, from explicit tensors or a generator."""
 
-    def __init__(self, cfg: Audio2MotionConfig, generator: Seed, noises: Optional[torch.Tensor],
-                 x_inits: Optional[torch.Tensor]):
+    def __init__(self, cfg: Audio2MotionConfig, generator: Seed, noises: torch.Tensor | None,
+                 x_inits: torch.Tensor | None):
         self.gen = make_generator(generator)
         shape = (cfg.seq_frames, MOTION_DIM)
         self.shape = shape
         if noises is None:
-            noises = draw_eta_noises(cfg.sampling_timesteps, shape, self.gen)
+            noises = draw_eta_noises(cfg.steps, shape, self.gen)
         else:
             noises = torch.as_tensor(noises)
             if noises.ndim == 4 and noises.shape[1] == 1:
                 noises = noises[:, 0]
-            n_need = num_eta_noises(cfg.sampling_timesteps)
+            n_need = num_eta_noises(cfg.steps)
             if noises.ndim != 3 or tuple(noises.shape[1:]) != shape or noises.shape[0] < n_need:
                 raise ValueError(
-                    f"noises must be ({n_need}, {shape[0]}, {shape[1]}) for {cfg.sampling_timesteps} steps, "
+                    f"noises must be ({n_need}, {shape[0]}, {shape[1]}) for {cfg.steps} steps, "
                     f"got {tuple(noises.shape)}"
                 )
         self.noises = noises
@@ -296,19 +313,19 @@ def sample_motion_offline(
     model: torch.nn.Module,
     cond: torch.Tensor,
     source_motion: torch.Tensor,
-    cfg: Optional[Audio2MotionConfig] = None,
+    cfg: Audio2MotionConfig | None = None,
     generator: Seed = None,
-    noises: Optional[torch.Tensor] = None,
-    x_inits: Optional[torch.Tensor] = None,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelFn] = None,
-    schedule: Optional[CosineSchedule] = None,
-    records: Optional[list] = None,
+    noises: torch.Tensor | None = None,
+    x_inits: torch.Tensor | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    schedule: CosineSchedule | None = None,
+    records: list | None = None,
 ) -> torch.Tensor:
     """Offline audio-to-motion (official ``_audio2motion_offline``): cond (N, 1103) -> motion (N, 265) float32.
 
     Windows start at 0, hop, 2·hop, … < N; a short last window repeats its last cond row. The result is cut to N
-    frames, smoothed once more over the whole sequence, then clipped if ``cfg.v_min_max_for_clip`` is set.
+    frames, smoothed once more over the whole sequence, then clipped if ``cfg.clip_range`` is set.
     ``source_motion`` (265,): the source's motion vector (scale − 1, pose logits, t, exp), the first kp_cond.
     ``noises`` (S−1, 80, 265) and ``x_inits`` (num_windows, 80, 265) override the draws from ``generator`` (an int
     seed or a torch.Generator; eta noises are drawn first, then each window's x_init in window order).
@@ -337,14 +354,14 @@ def sample_motion_offline(
         if progress is not None:
             progress(w + 1, total)
     res = chain.res[:n]
-    res = smooth_motion(res, 0, res.shape[0], cfg.smo_k_d)
-    return clip_motion(res, cfg.v_min_max_for_clip)
+    res = smooth_motion(res, 0, res.shape[0], cfg.smoothing)
+    return clip_motion(res, cfg.clip_range)
 
 
 class OnlineMotionSampler:
     """Streaming audio-to-motion (official ``stream_pipeline_online._audio2motion_worker``).
 
-    The feature buffer starts with ``prefill_feat`` (P, 1024) (the features of P·640 zero samples, P = overlap_v2 in
+    The feature buffer starts with ``prefill_feat`` (P, 1024) (the features of P·640 zero samples, P = overlap in
     the official setup); the cond index of buffer frame j is ``j − P``. New features are taken in once at least
     ``hop`` of them are pending (or at :meth:`flush`); then a window runs on every full 80-frame span
     ``[hop·w, hop·w + 80)`` of the buffer. Window 0 only gives :attr:`d0` (its smoothed frame 0, the relative-motion
@@ -365,20 +382,20 @@ class OnlineMotionSampler:
         conditions: ConditionFn,
         source_motion: torch.Tensor,
         prefill_feat: torch.Tensor,
-        cfg: Optional[Audio2MotionConfig] = None,
+        cfg: Audio2MotionConfig | None = None,
         generator: Seed = None,
-        noises: Optional[torch.Tensor] = None,
-        x_inits: Optional[torch.Tensor] = None,
-        progress: Optional[Callable[[int], None]] = None,
-        cancel: Optional[CancelFn] = None,
-        schedule: Optional[CosineSchedule] = None,
+        noises: torch.Tensor | None = None,
+        x_inits: torch.Tensor | None = None,
+        progress: Callable[[int], None] | None = None,
+        cancel: CancelFn | None = None,
+        schedule: CosineSchedule | None = None,
         record: bool = False,
     ):
         """``conditions(aud_feat (80,1024), start_index) -> (80,1103)`` (e.g. a ConditionBuilder); ``cfg`` defaults to
-        :meth:`Audio2MotionConfig.online_defaults`; ``prefill_feat`` is (overlap_v2, 1024) in the official setup;
+        :meth:`Audio2MotionConfig.online`; ``prefill_feat`` is (overlap, 1024) in the official setup;
         ``progress(windows_done)`` is called after each window, ``cancel()`` before each (it may raise);
         ``record`` keeps a WindowRecord per window in :attr:`records`."""
-        self.cfg = cfg or Audio2MotionConfig.online_defaults()
+        self.cfg = cfg or Audio2MotionConfig.online()
         self.model = model
         self.conditions = conditions
         self.schedule = schedule or CosineSchedule()
@@ -394,10 +411,10 @@ class OnlineMotionSampler:
         self._cond_start = -prefill.shape[0]
         self._chain = MotionChain(torch.as_tensor(source_motion, dtype=torch.float32), self.cfg, online=True)
         self._rnd = _Randomness(self.cfg, generator, noises, x_inits)
-        self._valid_start: Optional[int] = None  # index into chain.res of the next frame to emit
+        self._valid_start: int | None = None  # index into chain.res of the next frame to emit
         self._emitted = 0
         self._ended = False
-        self.d0: Optional[torch.Tensor] = None
+        self.d0: torch.Tensor | None = None
         self.records: list[WindowRecord] = []
         self._record = record
         self._progress = progress
@@ -460,12 +477,12 @@ class OnlineMotionSampler:
             rec = WindowRecord(cond_index, kp_cond.clone(), cond.detach().cpu(), pred) if self._record else None
             if self._valid_start is None:
                 self._valid_start = res.shape[0] - self._chain.fuse_len
-                self.d0 = clip_motion(res[0:1], cfg.v_min_max_for_clip)[0].clone()
+                self.d0 = clip_motion(res[0:1], cfg.clip_range)[0].clone()
                 if rec is not None:
                     rec.emit_start, rec.emit_count = self._emitted, 0
             else:
                 frames = res[self._valid_start : self._valid_start + valid]
-                frames = clip_motion(frames, cfg.v_min_max_for_clip)
+                frames = clip_motion(frames, cfg.clip_range)
                 if rec is not None:
                     rec.emit_start, rec.emit_count = self._emitted, frames.shape[0]
                 out.append(frames)

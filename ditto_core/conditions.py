@@ -2,7 +2,8 @@
 
 * emotion: a soft 8-class vector. A label (or a set of labels) becomes the official ``softmax`` of a vector holding 8
   at the chosen index(es) (about 0.9977 for one label); a table (m, 8) is cycled over frames as ``max(i, 0) % m``.
-  Class order: :data:`EMOTION_LABELS`.
+  Class order: :data:`EMOTION_LABELS`. Whatever form a user gives (a label, an index, a mix text or dict, a table) is
+  parsed once where it enters (:meth:`Emotion.parse`) into an :class:`Emotion`.
 * eye_open (2) and eye_ball (6) come from the source's MediaPipe landmarks. One row is used for every frame; several
   rows (a video source) are indexed ping-pong as ``mirror(max(i, 0), n)``.
 * sc (63): the source's canonical keypoints ``kp`` (21 x 3) flattened.
@@ -14,25 +15,26 @@ All outputs are float32 torch tensors on the device of ``aud_feat``.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
+
+from ._util import mirror_index
 
 __all__ = [
     "EMOTION_LABELS",
     "AUDIO_DIM",
     "COND_DIM",
+    "Emotion",
     "emotion_index",
     "emotion_vector",
     "emotion_mix",
     "parse_emotion",
     "emotion_rows",
-    "mirror_index",
     "build_conditions",
     "ConditionBuilder",
 ]
@@ -170,10 +172,46 @@ def emotion_rows(table: torch.Tensor, start_index: int, n: int) -> torch.Tensor:
     return table[idx]
 
 
-def mirror_index(index: int, size: int) -> int:
-    """Ping-pong index into ``size`` items: 0..size-1, then size-1..0, and so on."""
-    turn, res = divmod(index, size)
-    return res if turn % 2 == 0 else size - res - 1
+@dataclass(frozen=True)
+class Emotion:
+    """The emotion condition: ``table`` ``(m, 8)`` float32 class probabilities (frame ``i`` uses row
+    ``max(i, 0) % m``) and a short ``label`` for metadata and display ("Neutral", "Happy:0.7,Neutral:0.3", ...)."""
+
+    table: torch.Tensor
+    label: str
+
+    def __post_init__(self) -> None:
+        t = torch.as_tensor(self.table).detach().to("cpu", torch.float32)
+        if t.ndim != 2 or t.shape[1] != NUM_EMOTIONS or t.shape[0] == 0 or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"Emotion.table must be (m, 8) finite values, got shape {tuple(t.shape)}")
+        object.__setattr__(self, "table", t)
+        object.__setattr__(self, "label", str(self.label))
+
+    @classmethod
+    def parse(cls, value: Any) -> Emotion:
+        """Any form a user gives -> an Emotion: an Emotion (as is), a label name or index 0-7, a text such as
+        ``"Happy"``, ``"3"`` or ``"Happy:0.7, Neutral:0.3"``, a ``{label: weight}`` mix, a list of labels (mixed
+        equally, the official form), a list of label lists (one per frame), 8 probabilities, or an ``(m, 8)`` table.
+        Raises ValueError naming what was expected."""
+        if isinstance(value, Emotion):
+            return value
+        if isinstance(value, str):
+            parsed = parse_emotion_text(value)
+            return cls.parse(parsed)
+        if isinstance(value, Integral) and not isinstance(value, bool):
+            i = emotion_index(value)
+            return cls(emotion_vector(i)[None], EMOTION_LABELS[i])
+        if isinstance(value, Mapping):
+            mix = {EMOTION_LABELS[emotion_index(k)]: float(w) for k, w in value.items()}
+            return cls(emotion_mix(mix)[None], ",".join(f"{k}:{w:g}" for k, w in mix.items()))
+        if isinstance(value, (list, tuple)) and len(value) == NUM_EMOTIONS and any(isinstance(v, float) for v in value):
+            return cls(torch.tensor([float(v) for v in value])[None], "probabilities")
+        table = parse_emotion(value)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, Integral)) for v in value):
+            label = "+".join(EMOTION_LABELS[emotion_index(v)] for v in value)
+        else:
+            label = f"table({table.shape[0]}x8)"
+        return cls(table, label)
 
 
 def _rows(value: ArrayLike, dim: int, name: str) -> torch.Tensor:
@@ -196,11 +234,11 @@ def _sc_row(sc: ArrayLike) -> torch.Tensor:
 class ConditionBuilder:
     """A source's fixed conditions; ``builder(aud_feat (n,1024), start_index) -> cond (n,1103)``.
 
-    ``emo``: see :func:`parse_emotion`. ``eye_open`` (2,) or (k, 2), ``eye_ball`` (6,) or (k, 6): k > 1 rows are
+    ``emo``: an :class:`Emotion` or anything :meth:`Emotion.parse` takes. ``eye_open`` (2,) or (k, 2), ``eye_ball`` (6,) or (k, 6): k > 1 rows are
     indexed per frame ping-pong (a video source) unless ``eye_f0_mode``, which uses row 0. ``sc`` (63,).
     """
 
-    emo: EmotionSpec
+    emo: Emotion | EmotionSpec
     eye_open: ArrayLike
     eye_ball: ArrayLike
     sc: ArrayLike
@@ -211,7 +249,7 @@ class ConditionBuilder:
     sc_row: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.emo_table = parse_emotion(self.emo)
+        self.emo_table = Emotion.parse(self.emo).table
         self.eye_open_rows = _rows(self.eye_open, EYE_OPEN_DIM, "eye_open")
         self.eye_ball_rows = _rows(self.eye_ball, EYE_BALL_DIM, "eye_ball")
         self.sc_row = _sc_row(self.sc)

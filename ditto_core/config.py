@@ -7,7 +7,9 @@ reconstruct functions, under both the numpy 1 ``numpy.core`` and numpy 2 ``numpy
 names); any other global raises :class:`ConfigError` naming the file and the global.
 
 :class:`DittoDefaults` holds the official code fallbacks of ``StreamSDK.setup`` and is
-overridden by the pickle's ``default_kwargs`` (:meth:`DittoDefaults.from_config`).
+overridden by the pickle's ``default_kwargs`` (:meth:`DittoDefaults.from_config`). It keeps the official names; the
+loader alone reads it and translates it into the product's settings
+(:func:`ditto_core.runtime.models.release_defaults`, through :mod:`ditto_core.official`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
+from .conditions import COND_DIM
+from .motion.vector import MOTION_DIM
 
 __all__ = [
     "ConfigError",
@@ -37,10 +41,9 @@ __all__ = [
     "SEQ_FRAMES",
 ]
 
-#: 265 = scale 1 + pitch/yaw/roll 3x66 + t 3 + exp 63
-MOTION_FEAT_DIM = 265
-#: the per-frame condition: HuBERT 1024 + emotion 8 + eye_open 2 + eye_ball 6 + sc 63 = 1103
-AUDIO_FEAT_DIM = 1024 + 8 + 2 + 6 + 63
+#: the official config's names for the motion (265) and condition (1103) dims, and the DiT's window length
+MOTION_FEAT_DIM = MOTION_DIM
+AUDIO_FEAT_DIM = COND_DIM
 SEQ_FRAMES = 80
 
 

@@ -287,6 +287,28 @@ class MotionDecoder(nn.Module):
         keep = torch.full((x.shape[0],), not drop_cond, dtype=torch.bool, device=x.device)
         return self.forward_masked(x, cond_frame, cond, times, keep)
 
+    def _guided_pair(
+        self, x: torch.Tensor, cond_frame: torch.Tensor, cond: torch.Tensor, times: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conditional and the unconditional x0 of (B, 80, 265) as one batch of 2B: rows ``:B`` see their cond,
+        rows ``B:`` the null cond (:meth:`forward_masked` with that mask, written without reading anything back from
+        the device, so that a CUDA graph can capture it)."""
+        self._check(x, cond_frame, cond, times)
+        b, n = x.shape[:2]
+        if n != self.seq_len:
+            raise ValueError(f"guidance needs T = {self.seq_len} (the null embedding's length), got {n}")
+        x2, cf2 = torch.cat([x, x]), torch.cat([cond_frame, cond_frame])
+        h = self.input_projection(torch.cat([x2, cf2[:, None, :].expand(2 * b, n, -1)], dim=-1))
+        kept = self.cond_encoder(self.cond_projection(cond))
+        tokens = torch.cat([kept, self.null_cond_embed.to(h.dtype).expand(b, -1, -1)])
+        cond_hidden = torch.cat([self.non_attn_cond_projection(kept.mean(dim=-2)),
+                                 self.null_cond_hidden.to(h.dtype).expand(b, -1)])
+        t_hidden = self.time_mlp(torch.cat([times, times]))
+        t = self.to_time_cond(t_hidden) + cond_hidden
+        memory = self.norm_cond(torch.cat((tokens, self.to_time_tokens(t_hidden)), dim=-2))
+        out = self.final_layer(self.seqTransDecoder(h, memory, t))
+        return out[:b], out[b:]
+
     def guided(
         self,
         x: torch.Tensor,
@@ -299,17 +321,11 @@ class MotionDecoder(nn.Module):
         """Classifier-free guided x0 (B,80,265) = ``unc + (cond - unc) * guidance_weight``.
 
         ``batched=True`` runs the conditional and unconditional passes as one batch of 2B (same result as two passes
-        up to float rounding, ~1e-7 relative); ``False`` runs them one after the other like the official code.
+        up to float rounding, ~1e-7 relative; nothing is read back from the device, so a CUDA graph can capture the
+        step); ``False`` runs them one after the other like the official code.
         """
         if batched:
-            b = x.shape[0]
-            keep = torch.zeros(2 * b, dtype=torch.bool, device=x.device)
-            keep[:b] = True
-            both = self.forward_masked(
-                torch.cat([x, x]), torch.cat([cond_frame, cond_frame]), torch.cat([cond, cond]),
-                torch.cat([times, times]), keep,
-            )
-            conditioned, unc = both[:b], both[b:]
+            conditioned, unc = self._guided_pair(x, cond_frame, cond, times)
         else:
             unc = self.forward(x, cond_frame, cond, times, drop_cond=True)
             conditioned = self.forward(x, cond_frame, cond, times, drop_cond=False)
