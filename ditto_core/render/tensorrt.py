@@ -6,7 +6,7 @@ twice. Two ways are offered:
 
 * ``warp="pytorch"`` (the default, "hybrid"): the warp runs in PyTorch (under the models' autocast, as the
   PyTorch renderer does) and only the SPADE decoder, most of the renderer's FLOPs, runs as a TensorRT engine.
-* ``warp="tensorrt"``: the warp is exported with ``grid_sample="decomposed"`` (:func:`ditto_core.export.
+* ``warp="tensorrt"``: the warp is exported with ``grid_sample="decomposed"`` (:func:`ditto_core.render.export.
   decompose_grid_sample_3d`: each 5-D GridSample becomes one 4-D GridSample plus standard ops, all named
   ``.../GridSample/...``) and built as a second engine. No plugin library is needed.
 
@@ -17,11 +17,12 @@ output type), as the official build does. TensorRT 11 removed these weak-typing 
 only): there ``fp16=True`` raises :class:`TensorRTError` (the renderer then falls back to PyTorch) and
 ``fp16=False`` builds an fp32 engine.
 
-Engines are cached under ``<models_dir>/trt_engines/`` by default, one file per (network, weights, GPU name,
-compute capability, TensorRT version, batch range, precision, build options): see :class:`EngineKey`.
+Engines are cached in ``<cache_dir>/trt_engines/`` (the runtime's ``cache_dir`` is the models folder), one file per (network, weights, GPU name, compute capability, TensorRT version, batch range, precision, build options): see
+:class:`EngineKey`.
 
-Nothing here imports ``tensorrt`` at module import time; :func:`tensorrt_available` says whether (and why not)
-the backend can run, and :func:`make_renderer` falls back to the PyTorch renderer with one warning.
+Importing this module registers the "tensorrt" backend of :func:`ditto_core.render.make_renderer`. Nothing here
+imports ``tensorrt`` at module import time; :func:`tensorrt_available` says whether (and why not) the backend can run,
+and ``make_renderer`` falls back to the PyTorch renderer with one warning.
 """
 
 from __future__ import annotations
@@ -36,18 +37,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from .render import PRECISIONS, Renderer, RendererConfig, autocast_context
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import DittoModels
+from . import export as onnx_export
+from .renderer import (
+    BackendUnavailable,
+    Renderer,
+    RendererConfig,
+    autocast_context,
+    register_backend,
+)
 
 __all__ = [
-    "BACKENDS",
     "WARP_MODES",
     "EngineKey",
     "TensorRTConfig",
@@ -57,7 +61,6 @@ __all__ = [
     "build_engine",
     "default_cache_dir",
     "engine_key",
-    "make_renderer",
     "mark_fp32_layers",
     "tensorrt_available",
     "weights_digest",
@@ -65,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger("ditto")
 
-BACKENDS = ("pytorch", "tensorrt")
 #: where the warp runs in the TensorRT renderer
 WARP_MODES = ("pytorch", "tensorrt")
 #: lowest supported TensorRT major version (execute_async_v3, set_tensor_address, name-based I/O)
@@ -476,8 +478,6 @@ def ensure_engine(
     trt: ModuleType | None = None,
 ) -> Path:
     """The cached engine of ``model`` for batches 1..``batch_size``, exported and built when missing."""
-    from .export import ONNX_SPECS, export_onnx
-
     trt = trt or _import_tensorrt()
     grid = "decomposed" if role == "warp_network" else "none"
     opset = max(config.opset, 20) if grid == "decomposed" else config.opset
@@ -492,9 +492,9 @@ def ensure_engine(
     log.warning("ditto: building the TensorRT engine %s (once per GPU and settings; this takes minutes)", path.name)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     onnx_path = path.with_suffix(".onnx")
-    export_onnx(role, model, onnx_path, "dynamic", opset, "decomposed" if grid == "decomposed" else "native")
+    onnx_export.export_onnx(role, model, onnx_path, "dynamic", opset, "decomposed" if grid == "decomposed" else "native")
     try:
-        spec = ONNX_SPECS[role]
+        spec = onnx_export.ONNX_SPECS[role]
         shapes = {
             n: ((1, *s), (batch_size, *s), (batch_size, *s)) for n, s in spec.inputs
         }
@@ -532,33 +532,34 @@ class TensorRTRenderer(Renderer):
         self.trt_config = trt_config or TensorRTConfig()
 
     @classmethod
-    def from_models(
+    def from_networks(
         cls,
-        models: "DittoModels",
-        batch_size: int = 4,
+        warp: nn.Module,
+        decoder: nn.Module,
+        device: torch.device | str,
+        config: RendererConfig,
+        cache_dir: str | os.PathLike[str],
         trt_config: TensorRTConfig | None = None,
         trt: ModuleType | None = None,
-    ) -> "TensorRTRenderer":
-        """Engines for ``models`` (built and cached when missing) -> a renderer. Raises :class:`TensorRTError`."""
+    ) -> TensorRTRenderer:
+        """Engines for ``warp`` / ``decoder`` (built and cached in ``cache_dir`` when missing) -> a renderer of
+        ``config.batch_size`` frames per call. Raises :class:`TensorRTError`."""
         cfg = trt_config or TensorRTConfig()
         cfg.validate()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_dir(models.models_dir)
+        config.validate()
+        batch_size = config.batch_size
+        cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else Path(cache_dir)
         try:
             cache.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TensorRTError(f"cannot create the engine cache folder {cache}: {e}") from e
-        dev = models.device
-        dec = TensorRTEngine(ensure_engine("decoder", models.decoder, cache, batch_size, cfg, dev, trt), dev, trt)
+        dev = torch.device(device)
+        dec = TensorRTEngine(ensure_engine("decoder", decoder, cache, batch_size, cfg, dev, trt), dev, trt)
         warp_engine = None
         if cfg.warp == "tensorrt":
-            warp_path = ensure_engine("warp_network", models.warp, cache, batch_size, cfg, dev, trt)
+            warp_path = ensure_engine("warp_network", warp, cache, batch_size, cfg, dev, trt)
             warp_engine = TensorRTEngine(warp_path, dev, trt)
-        return cls(
-            None if warp_engine is not None else models.warp, dec, dev,
-            RendererConfig(models.precision, batch_size), warp_engine, cfg,
-        )
+        return cls(None if warp_engine is not None else warp, dec, dev, config, warp_engine, cfg)
 
     @torch.inference_mode()
     def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
@@ -587,37 +588,36 @@ class TensorRTRenderer(Renderer):
         return img.float().permute(0, 2, 3, 1).clamp(0, 1) * 255
 
 
-def make_renderer(
-    models: "DittoModels",
-    backend: str = "pytorch",
-    batch_size: int = 4,
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "ditto" / ENGINE_DIRNAME
+
+
+def tensorrt_renderer(
+    warp: nn.Module,
+    decoder: nn.Module,
+    device: torch.device | str,
+    config: RendererConfig,
+    cache_dir: str | os.PathLike[str] | None = None,
     trt_config: TensorRTConfig | None = None,
 ) -> Renderer:
-    """The renderer of ``backend`` ("pytorch" | "tensorrt") for ``models``.
-
-    "tensorrt" returns a :class:`TensorRTRenderer` when TensorRT can run here and its engines build (first use:
-    minutes; later: loaded from the cache). Without ``trt_config`` the engines are fp32 when ``models.precision`` is
-    fp32 and fp16 (grid sampling pinned to fp32) otherwise, with the warp in PyTorch. Otherwise it logs ONE warning
-    "TensorRT renderer unavailable: <reason>; using the PyTorch renderer" and returns the PyTorch renderer.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    if models.precision not in PRECISIONS:
-        raise ValueError(f"models.precision: expected one of {PRECISIONS}, got {models.precision!r}")
+    """The "tensorrt" backend of :func:`ditto_core.render.make_renderer`: a :class:`TensorRTRenderer` when TensorRT
+    can run here and its engines build (first use: minutes; later: loaded from ``<cache_dir>/trt_engines``, default
+    ``~/.cache/ditto/trt_engines``), else :class:`BackendUnavailable` naming the reason. Without ``trt_config`` the
+    engines are fp32 when ``config.precision`` is fp32 and fp16 (grid sampling pinned to fp32) otherwise, with the
+    warp in PyTorch."""
     if trt_config is None:
-        trt_config = TensorRTConfig(precision="fp32" if models.precision == "fp32" else "fp16")
+        trt_config = TensorRTConfig(precision="fp32" if config.precision == "fp32" else "fp16")
     trt_config.validate()
-    if backend == "pytorch":
-        return models.pytorch_renderer(batch_size)
-    ok, why = tensorrt_available(models.device)
+    ok, why = tensorrt_available(device)
     if ok:
         try:
-            return TensorRTRenderer.from_models(models, batch_size, trt_config)
+            cache = default_cache_dir(cache_dir) if cache_dir is not None else _default_cache_dir()
+            return TensorRTRenderer.from_networks(warp, decoder, device, config, cache, trt_config)
         except (TensorRTError, OSError) as e:
             why = str(e)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any build failure falls back to PyTorch, named
             why = f"{type(e).__name__}: {e}"
-    log.warning("TensorRT renderer unavailable: %s; using the PyTorch renderer", why)
-    return models.pytorch_renderer(batch_size)
+    raise BackendUnavailable(why)
+
+
+register_backend("tensorrt", tensorrt_renderer)

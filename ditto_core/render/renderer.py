@@ -9,23 +9,50 @@ its large-kernel convolutions stay float32 under autocast (see :mod:`ditto_core.
 Options (:class:`RendererConfig`): the dense-motion head's 7x7(x7) convolutions through FFT ("auto": on the CPU,
 where it is about 20x fewer multiply-adds than the 140 GFLOP conv3d), channels-last decoder, ``torch.compile`` and,
 on CUDA, graph capture per batch shape.
+
+**Who owns a renderer.** A :class:`Renderer` holds per-use state (CUDA graphs, compiled modules, a TensorRT execution
+context, which is not thread-safe), so whoever renders owns one: a node run, a streaming session, a server worker.
+:func:`make_renderer` builds one for a backend from the shared networks, which it never changes (a channels-last
+decoder is a converted copy). Backends: "pytorch" (:class:`Renderer`) and whatever registered itself with
+:func:`register_backend`; the optional TensorRT backend (:mod:`ditto_core.render.tensorrt`) registers itself when its
+module is imported, which :func:`make_renderer` does by name on first request (so this module never imports it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+import importlib
+import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .models.dense_motion import LARGE_KERNEL_MODES
+from ..models.dense_motion import LARGE_KERNEL_MODES
 
-__all__ = ["LARGE_KERNEL_MODES", "PRECISIONS", "Renderer", "RendererConfig", "autocast_context"]
+__all__ = [
+    "BACKENDS",
+    "LARGE_KERNEL_MODES",
+    "PRECISIONS",
+    "BackendUnavailable",
+    "Renderer",
+    "RendererConfig",
+    "RendererFactory",
+    "autocast_context",
+    "make_renderer",
+    "register_backend",
+]
 
+log = logging.getLogger("ditto")
+
+#: renderer precisions: the autocast of warp and decoder (and of the source extractors)
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: the built-in renderer backends
+BACKENDS = ("pytorch", "tensorrt")
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -115,20 +142,23 @@ class Renderer:
         self.config.validate()
         if self.config.cuda_graphs and self.device.type != "cuda":
             raise ValueError(f"cuda_graphs needs a CUDA device, got {self.device}")
+        self._decoder_cl: nn.Module | None = None
         self._compiled: dict[str, Any] = {}
         self._graphs: dict[tuple, _GraphedCall] = {}
         self._prepared = False
 
     def _prepare(self) -> None:
-        """First-use setup: memory format, compiled modules."""
+        """First-use setup: memory format (on a copy of the decoder: the shared one is never changed), compiled
+        modules."""
         if self._prepared:
             return
-        if self.config.channels_last and self.decoder is not None:
-            self.decoder.to(memory_format=torch.channels_last)
+        decoder = self.decoder
+        if self.config.channels_last and decoder is not None:
+            decoder = self._decoder_cl = copy.deepcopy(decoder).to(memory_format=torch.channels_last)
         if self.config.compile:
             self._compiled["warp"] = torch.compile(self.warp, dynamic=False)
-            if self.decoder is not None:
-                self._compiled["decoder"] = torch.compile(self.decoder, dynamic=False)
+            if decoder is not None:
+                self._compiled["decoder"] = torch.compile(decoder, dynamic=False)
         self._prepared = True
 
     def _images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
@@ -139,7 +169,7 @@ class Renderer:
         if x_s.shape[0] != b:
             x_s = x_s.expand(b, *x_s.shape[1:])
         warp = self._compiled.get("warp", self.warp)
-        decoder = self._compiled.get("decoder", self.decoder)
+        decoder = self._compiled.get("decoder", self._decoder_cl if self._decoder_cl is not None else self.decoder)
         with autocast_context(self.device, self.config.precision, cache_enabled=not self.config.cuda_graphs):
             # "auto" is the warp's own default: leave it out (any warp callable works)
             kw = {} if self.config.large_kernel == "auto" else {"large_kernel": self.config.large_kernel}
@@ -171,27 +201,58 @@ class Renderer:
     def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
         return self.render_images(f_s, x_s, x_d).permute(0, 2, 3, 1).clamp(0, 1) * 255
 
-    def render_all(
-        self,
-        f_s: torch.Tensor,
-        x_s: torch.Tensor,
-        x_d: torch.Tensor,
-        source_index: Callable[[int], int] | None = None,
-        cancel: Callable[[], None] | None = None,
-    ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(first_frame_index, renders (b, 512, 512, 3))`` batch by batch.
 
-        ``f_s`` holds one volume per source frame and ``source_index(i)`` picks the one of output
-        frame ``i`` (default 0); ``x_s`` is ``(1, 21, 3)`` or one entry per output frame ``(N, 21, 3)``.
-        ``cancel()`` is called before every batch and may raise to stop.
-        """
-        n = x_d.shape[0]
-        bs = max(1, int(self.config.batch_size))
-        for start in range(0, n, bs):
-            if cancel is not None:
-                cancel()
-            idx = list(range(start, min(n, start + bs)))
-            src = [source_index(i) if source_index else 0 for i in idx]
-            fs = f_s[src[0] : src[0] + 1] if all(s == src[0] for s in src) else f_s[src]
-            xs = x_s[idx[0] : idx[-1] + 1] if x_s.shape[0] == n and n > 1 else x_s[:1]
-            yield start, self.render(fs, xs, x_d[idx[0] : idx[-1] + 1])
+# ------------------------------------------------------------------------------------------------ backends
+class BackendUnavailable(RuntimeError):
+    """A renderer backend cannot run here (the message says why); :func:`make_renderer` falls back to PyTorch."""
+
+
+#: ``factory(warp, decoder, device, config, cache_dir) -> Renderer``; raises :class:`BackendUnavailable`
+RendererFactory = Callable[[nn.Module, nn.Module, torch.device, RendererConfig, "Path | None"], Renderer]
+_FACTORIES: dict[str, RendererFactory] = {}
+#: built-in backends that register themselves when their module is imported
+_PLUGINS = {"tensorrt": "ditto_core.render.tensorrt"}
+
+
+def register_backend(name: str, factory: RendererFactory) -> None:
+    """Make ``make_renderer(name, ...)`` call ``factory`` (a backend module calls this when imported)."""
+    _FACTORIES[str(name)] = factory
+
+
+def _pytorch(warp: nn.Module, decoder: nn.Module, device: torch.device, config: RendererConfig,
+             cache_dir: Path | None) -> Renderer:
+    return Renderer(warp, decoder, device, config)
+
+
+register_backend("pytorch", _pytorch)
+
+
+def make_renderer(
+    backend: str,
+    warp: nn.Module,
+    decoder: nn.Module,
+    device: torch.device | str = "cpu",
+    config: RendererConfig | None = None,
+    cache_dir: str | Path | None = None,
+) -> Renderer:
+    """A new renderer of ``backend`` over the (shared, never modified) ``warp`` and ``decoder`` networks.
+
+    ``config``: precision, frames per call and options (:class:`RendererConfig`); ``cache_dir``: a folder where a
+    backend keeps what it builds, in a subfolder of its own (TensorRT: ``<cache_dir>/trt_engines``). A backend that cannot run here logs ONE warning "<backend> renderer
+    unavailable: <reason>; using the PyTorch renderer" and the PyTorch renderer is returned. The caller owns the
+    result: keep it for as long as you render (it holds graphs, compiled modules or engines), never share it
+    between threads.
+    """
+    if backend not in BACKENDS and backend not in _FACTORIES:
+        raise ValueError(f"backend: expected one of {sorted(set(BACKENDS) | set(_FACTORIES))}, got {backend!r}")
+    cfg = config or RendererConfig()
+    cfg.validate()
+    dev = torch.device(device)
+    if backend not in _FACTORIES and backend in _PLUGINS:
+        importlib.import_module(_PLUGINS[backend])
+    try:
+        return _FACTORIES[backend](warp, decoder, dev, cfg, None if cache_dir is None else Path(cache_dir))
+    except BackendUnavailable as e:
+        log.warning("%s renderer unavailable: %s; using the PyTorch renderer", "TensorRT" if backend == "tensorrt"
+                    else backend, e)
+    return Renderer(warp, decoder, dev, cfg)

@@ -469,8 +469,8 @@ def export_models(
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .checkpoints import find_model_file, load_model
-    from .hub import MissingModelsError
+    from ..checkpoints import find_model_file, load_model
+    from ..hub import MissingModelsError
 
     roles = args.roles or list(ONNX_SPECS)
     try:
@@ -481,7 +481,7 @@ def _run_export(args: argparse.Namespace) -> int:
     paths = {role: find_model_file(args.models_dir, role) for role in roles}
     missing = [r for r, p in paths.items() if p is None]
     if missing:
-        from . import layout
+        from .. import layout
 
         raise MissingModelsError(args.models_dir, [layout.BY_ROLE[r] for r in missing])
     for role in roles:
