@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checkpoints import CheckpointError
 from .config import ConfigError
 from .hub import MissingModelsError
+from .render.compositor import OUTPUTS
+from .render.renderer import BACKENDS, PRECISIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runtime.options import JobOptions
 
 #: errors reported as ``ditto: error: <message>`` with exit code 2 (bad input files, no face, bad audio, models)
 USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, ConfigError, MissingModelsError, ValueError)
@@ -62,57 +69,63 @@ class _StageBars:
             bar.close()
 
 
-def _clip_controls(args: argparse.Namespace) -> dict[str, object]:
-    """The ``ClipControls`` fields of ``generate``'s arguments (shared by the offline job and ``--stream``)."""
-    return {
-        "mouth": args.mouth, "head": args.head, "pitch": args.pitch, "yaw": args.yaw, "roll": args.roll,
-        "blink": args.blink, "drive_eye": False if args.no_drive_eye else None, "fade_in": args.fade_in,
-    }
+def job_options(args: argparse.Namespace) -> "JobOptions":
+    """The one :class:`~ditto_core.runtime.JobOptions` of ``generate``'s arguments, for the offline job and ``--stream``
+    alike (errors name the flag)."""
+    from .motion.controls import ClipControls
+    from .runtime.options import (
+        JobOptions,
+        RenderOptions,
+        SamplingOptions,
+        SourceOptions,
+    )
+
+    def build(flag_of: dict[str, str], make):  # ValueError "Cls.field ..." -> "--flag ..."
+        try:
+            return make()
+        except ValueError as e:
+            msg = re.sub(r"\b(?:ClipControls|SamplingOptions|SourceOptions|RenderOptions)\.(\w+)\b",
+                         lambda m: flag_of.get(m.group(1), m.group(0)), str(e))
+            raise ValueError(msg) from None
+
+    flags = {"mouth": "--mouth", "head": "--head", "pitch": "--pitch", "yaw": "--yaw", "roll": "--roll",
+             "blink_interval": "--blink", "fade_in": "--fade-in", "fade_out": "--fade-out", "emotion": "--emotion",
+             "steps": "--steps", "overlap": "--overlap", "seed": "--seed", "guidance": "--guidance",
+             "crop_scale": "--crop-scale", "face_index": "--face-index", "batch_size": "--batch-size",
+             "output": "--output"}
+    return build(flags, lambda: JobOptions(
+        source=SourceOptions(crop_scale=args.crop_scale, face_index=args.face_index),
+        sampling=SamplingOptions(emotion=args.emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
+                                 guidance=args.guidance),
+        clip=ClipControls(mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw, roll=args.roll,
+                          blink_interval=args.blink, drive_eye=False if args.no_drive_eye else None,
+                          fade_in=args.fade_in, fade_out=args.fade_out),
+        render=RenderOptions(output=args.output, batch_size=args.batch_size, backend=args.renderer),
+    ))
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .conditions import parse_emotion_text
-    from .pipeline import DittoModels, GenerateOptions, generate
+    from .runtime import DittoModels, format_stats, generate, stream_to_file
 
-    emotion = None if args.emotion is None else parse_emotion_text(args.emotion)
+    options = job_options(args)
+    if args.stream and options.clip.fade_out:
+        raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
     out = Path(args.out)
-    options = GenerateOptions(
-        **_clip_controls(args), emotion=emotion, steps=args.steps, seed=args.seed, overlap=args.overlap,
-        crop_scale=args.crop_scale, face_index=args.face_index, fade_out=args.fade_out, batch_size=args.batch_size,
-    )
     models_dir = Path(args.models) if args.models else default_models_dir()
-    if args.stream:
-        return _run_generate_stream(args, emotion, models_dir)
-    bars = _StageBars(not args.quiet)
+    bars = _StageBars(not args.quiet and not args.stream)
     try:
         models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
                                   progress=not args.quiet, backend=args.renderer)
-        generate(models, args.source, args.audio, out, options, progress=bars)
+        if args.stream:
+            stats = stream_to_file(models, args.source, args.audio, out, options)
+        else:
+            generate(models, args.source, args.audio, out, options, progress=bars)
     finally:
         bars.close()
     if not args.quiet:
+        if args.stream:
+            print(format_stats(stats))
         print(f"wrote {out}")
-    return 0
-
-
-def _run_generate_stream(args: argparse.Namespace, emotion: object, models_dir: Path) -> int:
-    """``generate --stream``: the streaming session (official online mode), frames written as they come out."""
-    from .pipeline import DittoModels
-    from .stream import StreamOptions, format_stats, stream_to_file
-
-    if args.fade_out:
-        raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
-    options = StreamOptions(
-        **_clip_controls(args), emotion=emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
-        batch_size=args.batch_size,
-    )
-    models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
-                              progress=not args.quiet)
-    stats = stream_to_file(models, args.source, args.audio, args.out, options, crop_scale=args.crop_scale,
-                           face_index=args.face_index)
-    if not args.quiet:
-        print(format_stats(stats))
-        print(f"wrote {args.out}")
     return 0
 
 
@@ -130,14 +143,16 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help=f"models folder (official release layout or flat; default ${DEFAULT_MODELS_ENV} "
                    "or ~/.cache/ditto/ditto-talkinghead)")
     p.add_argument("--no-download", action="store_true", help="never download; fail listing the missing files")
-    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu", "mps"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cuda, cuda:N, cpu or mps")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="renderer precision (fp16 is the official GPU setting; the DiT always runs fp32)")
     p.add_argument("--emotion", help="Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise, Contempt, an index 0-7, "
                    "or a mix like 'Happy:0.7,Neutral:0.3' (default Neutral)")
-    p.add_argument("--steps", type=int, help="DDIM sampling steps (default 50)")
+    p.add_argument("--steps", type=int, help="DDIM sampling steps (default 50; 10 with --stream)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same motion")
-    p.add_argument("--overlap", type=int, help="frames shared by consecutive 80-frame DiT windows (default 10)")
+    p.add_argument("--overlap", type=int, help="frames shared by consecutive 80-frame DiT windows (default 10; 70 with "
+                   "--stream)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight of the DiT (default 2)")
     p.add_argument("--crop-scale", type=float, help="face crop size relative to the face (default 2.3)")
     p.add_argument("--face-index", type=int, default=0, help="which face when there are several (0 = largest)")
     p.add_argument("--mouth", type=float, default=1.0, help="mouth motion amplitude (1 = as generated)")
@@ -151,12 +166,15 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fade-in", type=int, default=0, help="frames to fade in from the source expression")
     p.add_argument("--fade-out", type=int, default=0, help="frames to fade out to the source expression")
     p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
-    p.add_argument("--renderer", default="pytorch", choices=("pytorch", "tensorrt"),
+    p.add_argument("--output", default="full", choices=OUTPUTS,
+                   help="full: the face pasted back into the source frame (official); crop: the 512x512 face crop")
+    p.add_argument("--renderer", default="pytorch", choices=BACKENDS,
                    help="renderer backend; tensorrt needs an NVIDIA GPU and the tensorrt package (engines are built "
                    "on first use and cached beside the models), else the PyTorch renderer is used with a warning")
     p.add_argument("--stream", action="store_true",
                    help="streaming generation (official online mode: overlap 70, 10 steps unless set): audio fed in "
-                   "chunks, frames written as they come out; prints first-frame latency and sustained fps")
+                   "chunks, frames written as they come out, every other flag as without it; prints first-frame "
+                   "latency and sustained fps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_generate)
 
@@ -221,7 +239,7 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
 
 #: one registration function per command; a new command appends its ``_add_<name>`` here
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
-    from .export import add_export_command
+    from .render.export import add_export_command
 
     add_export_command(subparsers)
 

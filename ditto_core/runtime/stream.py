@@ -7,11 +7,17 @@ The official online mode (``stream_pipeline_online.StreamSDK`` with ``online_mod
   giving 5 feature frames (:meth:`HubertFeatureExtractor.chunk_features`). The feature buffer starts with the
   features of ``P`` silent frames (:meth:`HubertFeatureExtractor.prefill_features`); a DiT window runs every
   ``hop = 80 - overlap`` new frames (:class:`ditto_core.audio2motion.OnlineMotionSampler`: overlap 70 / hop 10,
-  10 steps, ``fix_kp_cond`` 1 on dims [0, 202], smoothing 3 by default). The first window emits nothing and gives
-  ``d0``, the stitching reference (:meth:`MotionStitcher.set_d0`); each later window emits ``hop`` frames, which
-  are edited (amplitudes, pose offsets, fade-in) and stitched into keypoints ``x_s``, ``x_d``.
-* **render thread**: warp + decode in small batches (the first frame alone, for latency), paste-back into the
-  source frame (or the 512 crop), then hands the frames to the caller.
+  10 steps, the condition frame reset every window on dims [0, 202], smoothing 3 by default: the release's online
+  settings, :attr:`~ditto_core.runtime.options.ReleaseDefaults.online`). The first window emits nothing and gives
+  ``d0``, the stitching reference; each later window emits ``hop`` frames, which the
+  :class:`~ditto_core.runtime.keypoints.KeypointPlanner` turns into keypoints ``x_s``, ``x_d`` with the job's
+  controls (amplitudes, pose offsets, fade-in), exactly as the offline job plans a whole clip.
+* **render thread**: warp + decode in small batches (the first frame alone, for latency) and compositing (paste-back
+  on the device, batched, or the 512 crop) through the same :class:`~ditto_core.runtime.frames.FrameRenderer` as
+  the offline job, then hands the frames to the caller.
+
+The session owns only queues, threads, statistics and its caller API; it owns its renderer too (a new one of the
+models' backend unless the caller passes one), so sessions sharing one :class:`DittoModels` never share per-use state.
 
 The stages talk through bounded ``queue.Queue`` s (the render queue holds at most ``queue_size`` emissions), so the
 renderer starts as soon as keypoints exist and the motion thread never runs far ahead. Exceptions raised in a worker
@@ -33,9 +39,7 @@ emitted frame with the first audio frame only for ``overlap >= 40``; for a small
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 import queue
 import threading
 import time
@@ -47,32 +51,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count, load_audio
-from .audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
-from .conditions import mirror_index
-from .edits import HEAD_DIMS, LIP_DIMS, ClipControls
-from .face import paste_back, paste_mask
-from .motion import EXP, MOTION_DIM
-from .pipeline import DittoModels, SamplingOptions, motion_conditions, source_motion_vector
-from .source import Source
-from .stitch import MotionStitcher, StitchConfig
+from .._util import CancelFn
+from ..audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count
+from ..audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
+from ..motion.track import Motion
+from ..motion.vector import MOTION_DIM
+from ..render.renderer import Renderer
+from ..source import Source
+from .frames import FrameRenderer
+from .keypoints import KeypointPlanner, Keypoints
+from .models import DittoModels
+from .offline import prepare_job
+from .options import JobOptions, StreamingOptions
+from .stages import motion_conditions, source_motion_vector
 
 __all__ = [
-    "STREAM_OUTPUTS",
     "StreamCancelled",
     "StreamFrame",
-    "StreamOptions",
     "StreamRecord",
     "StreamStats",
     "StreamingSession",
     "format_stats",
-    "stream_motion_config",
+    "online_config",
     "stream_to_file",
 ]
 
-#: what the session makes of each frame: pasted back ("full"), the 512 crop ("crop") or keypoints only ("none")
-STREAM_OUTPUTS = ("full", "crop", "none")
-CancelFn = Callable[[], None]
 #: how often (s) blocked waits look at the stop flag, errors and the cancel callback
 _POLL_S = 0.05
 #: pieces of audio the audio queue holds before ``push`` blocks
@@ -85,55 +88,6 @@ class StreamCancelled(RuntimeError):
 
 class _Stopped(Exception):
     """Internal: a worker noticed the stop flag."""
-
-
-@dataclass
-class StreamOptions(ClipControls):
-    """Settings of a streaming session. None = the default of the models' config (its online settings when the
-    config pickle is an online one) or of the official online mode.
-
-    Sampling: ``emotion`` (as :class:`ditto_core.pipeline.SamplingOptions`), ``steps`` (DDIM steps, online 10),
-    ``overlap`` (frames two 80-frame windows share, online 70, i.e. a window every 10 frames; 1..79), ``seed``,
-    ``guidance`` (CFG weight, 2). Whole-clip edits: ``mouth`` / ``head`` amplitudes (1 = as generated; deviations
-    from the reference frame ``d0`` are scaled), ``pitch`` / ``yaw`` / ``roll`` offsets (degrees), ``blink`` (frames
-    between blinks, 0 = none), ``drive_eye``, ``fade_in`` (frames from the source expression; a fade-out needs the
-    end of the clip, which a stream does not know). Output: ``output`` ("full" | "crop" | "none"),
-    ``batch_size`` (frames per warp/decode call; the first frame is rendered alone), ``official_count`` (emit the
-    official online frame count instead of stopping at ``ceil(seconds·25)``), ``queue_size`` (emissions of ``hop``
-    frames the render queue holds before the motion thread waits), ``motion_threads`` (intra-op threads of the
-    audio + motion thread: None = 1 on a CPU device, where the DiT's small matmuls gain little from more threads and
-    the renderer needs the cores, untouched elsewhere; with PyTorch's OpenMP backend this is a per-thread setting,
-    the render thread keeps the caller's count, and threads started later get the caller's default).
-    """
-
-    emotion: Any = None
-    steps: int | None = None
-    overlap: int | None = None
-    seed: int = 0
-    guidance: float = 2.0
-    output: str = "full"
-    batch_size: int = 4
-    official_count: bool = False
-    queue_size: int = 4
-    motion_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps is not None and not 1 <= int(self.steps) <= 1000:
-            raise ValueError(f"StreamOptions.steps must be in 1..1000, got {self.steps}")
-        if self.overlap is not None and not 1 <= int(self.overlap) <= 79:
-            raise ValueError(f"StreamOptions.overlap must be in 1..79 (frames of an 80-frame window), got {self.overlap}")
-        if isinstance(self.guidance, bool) or not (isinstance(self.guidance, (int, float))
-                                                   and math.isfinite(self.guidance)):
-            raise ValueError(f"StreamOptions.guidance must be a finite number, got {self.guidance!r}")
-        if self.output not in STREAM_OUTPUTS:
-            raise ValueError(f"StreamOptions.output must be one of {STREAM_OUTPUTS}, got {self.output!r}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"StreamOptions.batch_size must be >= 1, got {self.batch_size}")
-        if int(self.queue_size) < 1:
-            raise ValueError(f"StreamOptions.queue_size must be >= 1, got {self.queue_size}")
-        if self.motion_threads is not None and int(self.motion_threads) < 1:
-            raise ValueError(f"StreamOptions.motion_threads must be None or >= 1, got {self.motion_threads}")
 
 
 @dataclass
@@ -185,6 +139,7 @@ class StreamRecord:
     ``x_s`` (1 or N, 21, 3) and ``motion`` (N, 265) / ``x_d`` (N, 21, 3) of every emitted frame.
     """
 
+    seed: int = 0
     prefill_feat: torch.Tensor | None = None
     chunk_feat: list[np.ndarray] = field(default_factory=list)
     windows: list[WindowRecord] = field(default_factory=list)
@@ -210,6 +165,12 @@ class StreamRecord:
             return self.x_s_parts[0]
         return torch.cat(self.x_s_parts)
 
+    def as_motion(self) -> Motion:
+        """What the session emitted as a :class:`Motion` (its reference frame ``d0`` and blink seed kept): rendered
+        with :func:`~ditto_core.runtime.render_frames` and the same job controls, it gives the stream's frames (with
+        blinks off, or a fixed interval far from the end: a stream draws its blink schedule for an unknown length)."""
+        return Motion(motion=self.motion, reference=self.d0, meta={"seed": str(self.seed)})
+
 
 # ------------------------------------------------------------------------------------------ queue items
 @dataclass
@@ -224,37 +185,21 @@ class _End:
 
 
 @dataclass
-class _Keypoints:
-    start: int
+class _Emission:
     motion: torch.Tensor  # (k, 265) as emitted
-    x_s: torch.Tensor  # (1 or k, 21, 3)
-    x_d: torch.Tensor  # (k, 21, 3)
+    keypoints: Keypoints
 
 
 _DONE = object()
 
 
-def stream_motion_config(models: DittoModels, options: StreamOptions) -> Audio2MotionConfig:
-    """The online audio-to-motion settings: the models' config when it is an online one (``online_mode``), else
-    :meth:`Audio2MotionConfig.online_defaults`; ``options.overlap`` / ``steps`` / ``guidance`` override them.
-    Clipping (``v_min_max_for_clip``) follows the models' config."""
-    d = models.defaults
-    if d.online_mode:
-        base = dict(
-            overlap_v2=int(d.overlap_v2), sampling_timesteps=int(d.sampling_timesteps), fix_kp_cond=int(d.fix_kp_cond),
-            fix_kp_cond_dim=None if d.fix_kp_cond_dim is None else tuple(d.fix_kp_cond_dim), smo_k_d=int(d.smo_k_d),
-        )
-    else:
-        c = Audio2MotionConfig.online_defaults()
-        base = dict(overlap_v2=c.overlap_v2, sampling_timesteps=c.sampling_timesteps, fix_kp_cond=c.fix_kp_cond,
-                    fix_kp_cond_dim=c.fix_kp_cond_dim, smo_k_d=c.smo_k_d)
-    if options.overlap is not None:
-        base["overlap_v2"] = int(options.overlap)
-    if options.steps is not None:
-        base["sampling_timesteps"] = int(options.steps)
-    if not 1 <= base["overlap_v2"] <= 79:
-        raise ValueError(f"overlap: streaming needs 1..79 frames of overlap, the config has {base['overlap_v2']}")
-    return Audio2MotionConfig(**base, v_min_max_for_clip=d.v_min_max_for_clip, guidance_weight=float(options.guidance))
+def online_config(models: DittoModels, options: JobOptions) -> Audio2MotionConfig:
+    """The stream's audio-to-motion settings: the release's online ones (:attr:`ReleaseDefaults.online`) with the
+    job's steps, overlap, guidance and smoothing. Streaming needs 1..79 frames of overlap."""
+    cfg = options.sampling.config(models.release.online)
+    if not 1 <= cfg.overlap <= 79:
+        raise ValueError(f"overlap: streaming needs 1..79 frames of overlap, got {cfg.overlap}")
+    return cfg
 
 
 @functools.lru_cache(maxsize=1)
@@ -294,7 +239,7 @@ class StreamingSession:
 
     Usage, one thread::
 
-        with StreamingSession(models, source, StreamOptions(output="crop")) as s:
+        with StreamingSession(models, source, JobOptions(render=RenderOptions(output="crop"))) as s:
             for piece in microphone():          # (T,) float32 at 16 kHz, any T
                 s.push(piece)
                 for f in s.poll():              # frames ready now
@@ -307,11 +252,16 @@ class StreamingSession:
     unbounded queue until taken: take them as they come.
 
     Args:
-        models: the loaded networks (HuBERT, DiT, stitching, warp, decoder) and their defaults.
-        source: a registered :class:`Source` (image or video); its feature volume is computed here if missing.
-        options: :class:`StreamOptions`.
+        models: the loaded networks (HuBERT, DiT, stitching, warp, decoder) and the release's settings; shared, never
+            changed (any number of sessions may use one at once).
+        source: a registered :class:`Source` (image or video).
+        options: the job (:class:`JobOptions`, the same object ``generate`` takes; unset sampling values are the
+            release's online settings). ``clip.fade_out`` must be 0 (a stream knows no end).
+        streaming: :class:`StreamingOptions` (frame count, queue size, motion-thread threads).
         cancel: called by every stage between units of work (chunks, windows, render batches) and while the caller
             waits; it raises to stop everything (the exception reaches the caller). Called from worker threads.
+        renderer: the renderer to use (the session uses it from its render thread only); default: a new one of
+            ``options.render.backend`` (or the models' backend), owned by the session.
         noises, x_inits: explicit DDIM eta noises (S-1, 80, 265) and per-window initial x (W, 80, 265) instead of
             the seeded draws (parity tests against the official random numbers).
         record: keep a :class:`StreamRecord` in :attr:`record`.
@@ -321,9 +271,11 @@ class StreamingSession:
         self,
         models: DittoModels,
         source: Source,
-        options: StreamOptions | None = None,
+        options: JobOptions | None = None,
+        streaming: StreamingOptions | None = None,
         *,
         cancel: CancelFn | None = None,
+        renderer: Renderer | None = None,
         noises: torch.Tensor | None = None,
         x_inits: torch.Tensor | None = None,
         record: bool = False,
@@ -332,59 +284,47 @@ class StreamingSession:
             raise ValueError(f"source: expected a registered ditto_core.source.Source, got {type(source).__name__}")
         self.models = models
         self.source = source
-        self.options = opts = options or StreamOptions()
+        self.options = opts = options or JobOptions()
+        self.streaming = streaming = streaming or StreamingOptions()
+        if not isinstance(opts, JobOptions):
+            raise ValueError(f"options: expected a JobOptions, got {type(opts).__name__}")
+        if opts.clip.fade_out:
+            raise ValueError("fade_out is not available in a stream (a stream does not know where the audio ends)")
         self._cancel_cb = cancel
-        self.record: StreamRecord | None = StreamRecord() if record else None
+        seed = int(opts.sampling.seed)
+        self.record: StreamRecord | None = StreamRecord(seed=seed) if record else None
         self.stats = StreamStats()
         self._t_start = time.perf_counter()
 
         # ---- audio -> motion
-        d = models.defaults
-        self.motion_config = cfg = stream_motion_config(models, opts)
+        self.motion_config = cfg = online_config(models, opts)
         self.prefill_frames = cfg.seq_frames - cfg.fuse_length(online=True)
         self._chunk = ChunkConfig()
         with torch.inference_mode():
             prefill = torch.as_tensor(models.hubert.prefill_features(self.prefill_frames), dtype=torch.float32)
         if self.record is not None:
             self.record.prefill_feat = prefill.clone()
-        emotion = d.emo if opts.emotion is None else opts.emotion
-        conditions = motion_conditions(source, SamplingOptions(emotion=emotion), d.eye_f0_mode)
         self._sampler = OnlineMotionSampler(
-            models.lmdm, conditions, source_motion_vector(source), prefill, cfg, generator=int(opts.seed),
-            noises=noises, x_inits=x_inits, cancel=self._worker_check, record=record,
+            models.lmdm, motion_conditions(models, source, opts.sampling), source_motion_vector(source), prefill, cfg,
+            generator=seed, noises=noises, x_inits=x_inits, cancel=self._worker_check, record=record,
             progress=self._on_window,
         )
         self._chunker = OnlineAudioChunker(self._chunk)
         if self.record is not None:
             self.record.windows = self._sampler.records  # the same list, filled by the sampler
 
-        # ---- stitching
-        base = models.stitch_config()
-        changes: dict[str, Any] = {"num_frames": -1}
-        if opts.blink is not None:
-            changes["delta_eye_open_n"] = -1 if int(opts.blink) == 0 else int(opts.blink)
-        if opts.drive_eye is not None:
-            changes["drive_eye"] = bool(opts.drive_eye)
-        if opts.fade_in > 0 and not base.fade_type:
-            changes["fade_type"] = "s"
-        self.stitch_config: StitchConfig = dataclasses.replace(base, **changes)
-        src_info = (source.x_s_info_frame(0) if source.is_image
-                    else [source.x_s_info_frame(i) for i in range(source.num_frames)])
-        self._stitcher = MotionStitcher(src_info, source.is_image, self.stitch_config, models.stitch,
-                                        rng=int(opts.seed), device=models.device)
-        self._d0: torch.Tensor | None = None
-
-        # ---- rendering
-        self._renderer = None
-        if opts.output != "none":
-            if source.f_s is None:
-                source.compute_f_s(models.appearance, models.device, models.precision)
-            self._renderer = models.renderer(int(opts.batch_size))
-        self._mask512 = paste_mask(512, 512)
+        # ---- keypoints (the same planner as the offline job) and frames (the same renderer + compositor)
+        self.planner = KeypointPlanner(models, source, opts.clip, seed=seed)
+        self._reference_set = False
+        self._frames: FrameRenderer | None = None
+        if opts.render.output != "none":
+            r = renderer if renderer is not None else models.new_renderer(
+                backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
+            self._frames = FrameRenderer(source, r, opts.render.output)
 
         # ---- threads and queues
         self._audio_q: queue.Queue = queue.Queue(maxsize=_AUDIO_QUEUE)
-        self._render_q: queue.Queue = queue.Queue(maxsize=int(opts.queue_size))
+        self._render_q: queue.Queue = queue.Queue(maxsize=int(streaming.queue_size))
         self._out_q: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -403,7 +343,7 @@ class StreamingSession:
         # intra-op threads per worker (OpenMP backend only: elsewhere the count is process-wide and left alone): the
         # render thread gets the caller's count; the motion thread motion_threads (1 on a CPU by default)
         self._caller_threads = torch.get_num_threads()
-        motion_threads = opts.motion_threads
+        motion_threads = streaming.motion_threads
         if motion_threads is None and models.device.type == "cpu":
             motion_threads = 1
         pin = _openmp_backend()
@@ -645,12 +585,12 @@ class StreamingSession:
 
     def _end_of_audio(self, t_taken: float, t_push: float) -> None:
         cfg = self.motion_config
-        if not self.options.official_count:
+        if not self.streaming.official_count:
             self._limit = frame_count(self._samples)
         t = (t_taken, t_push)
         for chunk in self._chunker.flush():
             self._feed_chunk(chunk, t)
-        if not self.options.official_count:
+        if not self.streaming.official_count:
             # too little audio for any frame past the first window: continue the stream with silence
             while self._samples > 0 and self.prefill_frames + self._chunk.current * self._chunks < cfg.seq_frames:
                 self._feed_chunk(np.zeros(self._chunk.chunk_samples, np.float32), t)
@@ -673,11 +613,12 @@ class StreamingSession:
         self._emit(frames, t)
 
     def _emit(self, frames: torch.Tensor, t: tuple[float, float]) -> None:
-        if self._d0 is None and self._sampler.d0 is not None:
-            self._d0 = self._sampler.d0.clone()
-            self._stitcher.set_d0(self._d0)
+        if not self._reference_set and self._sampler.d0 is not None:
+            d0 = self._sampler.d0.clone()
+            self.planner.set_reference(d0)
+            self._reference_set = True
             if self.record is not None:
-                self.record.d0 = self._d0.clone()
+                self.record.d0 = d0.clone()
         if self._limit is not None:
             frames = frames[: max(0, self._limit - self._emitted)]
         k = int(frames.shape[0])
@@ -685,54 +626,20 @@ class StreamingSession:
             return
         if self._t_enable is None:
             self._t_enable = t
-        start = self._emitted
         frames = frames.clone()
-        shaped = self._shape(frames)
-        x_s, x_d = self._stitcher.stitch_batch(shaped.to(self.models.device), start, self._ctrls(start, k))
-        x_s, x_d = x_s.detach(), x_d.detach()
+        kp = self.planner.plan(frames)
         self._emitted += k
         if self.record is not None:
             self.record.motion_parts.append(frames.clone())
-            self.record.x_d_parts.append(x_d.cpu().clone())
-            self.record.x_s_parts.append(x_s.cpu().clone())
-        self._put(self._render_q, _Keypoints(start, frames, x_s, x_d))
-
-    def _shape(self, m: torch.Tensor) -> torch.Tensor:
-        """Head / mouth amplitudes: deviations from ``d0`` (the stitcher's reference) scaled."""
-        o = self.options
-        if o.head == 1 and o.mouth == 1:
-            return m
-        assert self._d0 is not None
-        d0 = self._d0.to(m.dtype)[None]
-        out = m.clone()
-        if o.head != 1:
-            out[:, HEAD_DIMS] = d0[:, HEAD_DIMS] + (m[:, HEAD_DIMS] - d0[:, HEAD_DIMS]) * float(o.head)
-        if o.mouth != 1:
-            idx = [EXP.start + i for i in LIP_DIMS]
-            out[:, idx] = d0[:, idx] + (m[:, idx] - d0[:, idx]) * float(o.mouth)
-        return out
-
-    def _ctrls(self, start: int, k: int) -> list[dict[str, Any]] | None:
-        """Per-frame controls of frames start..start+k-1 (pose offsets, fade-in), combined with the config's
-        ``overall_ctrl_info`` as :func:`ditto_core.edits.to_stitch_inputs` does (offsets add, alphas multiply)."""
-        o = self.options
-        overall = self.stitch_config.overall_ctrl_info
-        offsets = [(f"delta_{n}", float(getattr(o, n))) for n in ("pitch", "yaw", "roll") if getattr(o, n) != 0]
-        if not offsets and not (o.fade_in > 0 and start < o.fade_in):
-            return None
-        out = []
-        for i in range(start, start + k):
-            c: dict[str, Any] = {key: float(overall.get(key, 0.0)) + v for key, v in offsets}
-            if i < o.fade_in:
-                c["fade_alpha"] = float(overall.get("fade_alpha", 1.0)) * (i / o.fade_in)
-            out.append(c)
-        return out
+            self.record.x_d_parts.append(kp.x_d.cpu().clone())
+            self.record.x_s_parts.append(kp.x_s.cpu().clone())
+        self._put(self._render_q, _Emission(frames, kp))
 
     # ---- render thread
     def _render_worker(self) -> None:
         pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (index, motion, x_s, x_d)
         done = False
-        bs = int(self.options.batch_size)
+        bs = int(self._frames.renderer.config.batch_size if self._frames is not None else self.options.render.batch_size)
         while True:
             if not pending:
                 if done:
@@ -766,73 +673,49 @@ class StreamingSession:
         self._out_q.put(_DONE)
 
     @staticmethod
-    def _split(item: _Keypoints) -> list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        k = item.x_d.shape[0]
-        return [(item.start + j, item.motion[j], item.x_s[j if item.x_s.shape[0] == k else 0], item.x_d[j])
-                for j in range(k)]
+    def _split(item: _Emission) -> list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        kp = item.keypoints
+        return [(kp.start + j, item.motion[j], kp.x_s[j if kp.x_s.shape[0] == kp.count else 0], kp.x_d[j])
+                for j in range(kp.count)]
 
     def _render(self, batch: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[StreamFrame]:
-        src = self.source
-        idx = [mirror_index(i, src.num_frames) for i, *_ in batch]
-        x_d = torch.stack([b[3] for b in batch])
-        if self._renderer is None:
+        if self._frames is None:
             return [StreamFrame(i, None, m, xd.cpu(), 0.0) for (i, m, _, xd) in batch]
-        assert src.f_s is not None
-        if src.is_image or all(s == idx[0] for s in idx):
-            f_s, x_s = src.f_s[idx[0] : idx[0] + 1], batch[0][2][None]
-        else:
-            f_s, x_s = src.f_s[idx], torch.stack([b[2] for b in batch])
-        renders = self._renderer.render(f_s, x_s, x_d).cpu().numpy()
-        out = []
-        for (i, m, _, xd), s, render in zip(batch, idx, renders):
-            if self.options.output == "crop":
-                image = render.astype(np.uint8)
-            else:
-                image = paste_back(src.frames[s], render, src.M_c2o[s], self._mask512)
-            out.append(StreamFrame(i, image, m, xd.cpu(), 0.0))
-        return out
+        indices = [b[0] for b in batch]
+        x_d = torch.stack([b[3] for b in batch])
+        x_s = batch[0][2][None] if self.source.is_image else torch.stack([b[2] for b in batch])
+        images, _ = self._frames.render(indices, x_s, x_d)
+        return [StreamFrame(i, image, m, xd.cpu(), 0.0) for (i, m, _, xd), image in zip(batch, images)]
 
 
 # ------------------------------------------------------------------------------------------ command line
 def stream_to_file(
     models: DittoModels,
-    source: Any,
+    source: str | Path | np.ndarray,
     audio: Any,
     out_path: str | Path,
-    options: StreamOptions | None = None,
+    options: JobOptions | None = None,
+    streaming: StreamingOptions | None = None,
     *,
-    crop_scale: float | None = None,
-    face_index: int = 0,
+    sample_rate: int | None = None,
     piece: int = 3200,
     cancel: CancelFn | None = None,
 ) -> StreamStats:
-    """Portrait (path or RGB uint8 frames) + speech (a file path, a (T,) 16 kHz waveform or a ComfyUI AUDIO mapping)
-    -> an mp4 written frame by frame as the streaming session produces them, the audio fed in ``piece``-sample
-    pieces as fast as it is consumed (the ``generate --stream`` command). Returns the session's :class:`StreamStats`. On an error or an interrupt
-    nothing is left under ``out_path``."""
-    from .inputs import read_source
-    from .pipeline import extract_source, source_options
-    from .video import BackgroundWriter, VideoWriter
+    """Portrait (path or RGB uint8 frames) + speech (a file path, a waveform with ``sample_rate``, or a ComfyUI AUDIO
+    mapping) -> an mp4 written frame by frame as the streaming session produces them, the audio fed in
+    ``piece``-sample pieces as fast as it is consumed (the ``generate --stream`` command). Takes the same
+    :class:`JobOptions` as :func:`~ditto_core.runtime.generate`. Returns the session's :class:`StreamStats`. On an
+    error or an interrupt nothing is left under ``out_path``."""
+    from ..video import BackgroundWriter, VideoWriter
 
-    opts = options or StreamOptions()
-    if opts.output == "none":
+    opts = options or JobOptions()
+    if opts.render.output == "none":
         raise ValueError("output: a video needs rendered frames ('full' or 'crop'), got 'none'")
     out = Path(out_path)
-    if not out.parent.is_dir():
-        raise ValueError(f"output: the folder {out.parent} does not exist")
-    if isinstance(source, (str, Path)):
-        n_max = models.defaults.template_n_frames
-        frames, is_image = read_source(source, n_max if n_max > 0 else -1)
-    else:
-        frames = np.asarray(source)
-        is_image = frames.ndim == 3 or frames.shape[0] == 1
-    is_wave = isinstance(audio, (np.ndarray, torch.Tensor))
-    wave = load_audio(audio, 16000 if is_wave else None, name="audio")
-    src = extract_source(models, frames, source_options(models, crop_scale=crop_scale, face_index=face_index),
-                         is_image=is_image, cancel=cancel)
-    with BackgroundWriter(VideoWriter(out, fps=25, audio_16k=wave, audio_sample_rate=16000)) as writer, \
-            StreamingSession(models, src, opts, cancel=cancel) as session:
-        for frame in session.run(wave, piece):
+    job = prepare_job(models, source, audio, opts, out, sample_rate, cancel=cancel)
+    with BackgroundWriter(VideoWriter(out, fps=25, audio_16k=job.audio_16k, audio_sample_rate=16000)) as writer, \
+            StreamingSession(models, job.source, opts, streaming, cancel=cancel) as session:
+        for frame in session.run(job.audio_16k, piece):
             writer.write(frame.image)
     return session.stats
 

@@ -1,0 +1,201 @@
+"""The loaded networks: :class:`DittoModels` holds every network of one models folder on one device, the release's
+settings and the file paths, and nothing else (no renderer, no per-use state), so any number of offline jobs,
+streaming sessions or server workers can share one. Whoever renders builds its own renderer
+(:meth:`DittoModels.new_renderer`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import layout, official
+from ..audio import HubertFeatureExtractor
+from ..audio2motion import Audio2MotionConfig
+from ..checkpoints import find_model_file, load_model
+from ..conditions import Emotion
+from ..config import DittoDefaults, load_config
+from ..face import FaceModels
+from ..hub import ensure_models
+from ..render.renderer import (
+    BACKENDS,
+    PRECISIONS,
+    Renderer,
+    RendererConfig,
+    make_renderer,
+)
+from .options import ReleaseDefaults, SourceOptions
+
+__all__ = ["DEVICES", "EYE_BACKENDS", "DittoModels", "release_defaults", "resolve_device"]
+
+log = logging.getLogger("ditto")
+
+#: device names a user may give ("auto": CUDA, else Apple MPS, else the CPU)
+DEVICES = ("auto", "cuda", "cpu", "mps")
+#: the 478-point face mesh of the eye features: the release's ONNX pair, or mediapipe's task file
+EYE_BACKENDS = ("onnx", "mediapipe")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda if available, else mps, else cpu; other names are checked to be usable."""
+    name = str(device)
+    mps = getattr(torch.backends, "mps", None)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: expected one of {DEVICES} (or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available in this PyTorch build or on this machine")
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {name!r}: Apple MPS is not available on this machine")
+    return dev
+
+
+def _ort_device(device: torch.device) -> str:
+    """The onnxruntime device string for the aux models (CoreML/MPS has no ORT equivalent here: CPU)."""
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0}"
+    return "cpu"
+
+
+def release_defaults(d: DittoDefaults) -> ReleaseDefaults:
+    """The release's settings in the product's names, from the config pickle's ``default_kwargs`` (or the official
+    code defaults)."""
+    kw = d.to_kwargs()
+    online = (official.audio2motion_config(kw, online=True) if d.online_mode
+              else Audio2MotionConfig.online(clip_range=d.v_min_max_for_clip))
+    return ReleaseDefaults(
+        source=SourceOptions(crop_scale=float(d.crop_scale), vy_ratio=float(d.crop_vy_ratio), smoothing=int(d.smo_k_s),
+                             max_size=int(d.max_size), max_frames=int(d.template_n_frames)),
+        emotion=Emotion.parse(d.emo),
+        offline=official.audio2motion_config(kw, online=False),
+        online=online,
+        eye_f0_mode=bool(d.eye_f0_mode),
+        stitch=official.stitch_config(kw),
+        overall=official.frame_controls([{}], 1, overall=d.overall_ctrl_info),
+    )
+
+
+@dataclass
+class DittoModels:
+    """Every network of the method, loaded once on one device; shared, never changed by its users.
+
+    Attributes:
+        models_dir: the models folder (engines a renderer backend builds are cached under it).
+        device: where the networks run.
+        precision: fp32 | fp16 | bf16, the autocast of the source extractors and the default of renderers; the DiT,
+            the stitching MLP and the aux ONNX models always run in fp32 (as the official PyTorch path).
+        appearance, motion_extractor, warp, decoder, stitch, lmdm: the six networks (eval mode).
+        hubert: the audio encoder; face: the aux face models.
+        release: the release's settings (the config pickle's, when the folder has one).
+        files: the file of each role.
+        backend: the renderer backend :meth:`new_renderer` uses by default ("pytorch" or "tensorrt").
+    """
+
+    models_dir: Path
+    device: torch.device
+    precision: str
+    appearance: nn.Module
+    motion_extractor: nn.Module
+    warp: nn.Module
+    decoder: nn.Module
+    stitch: nn.Module
+    lmdm: nn.Module
+    hubert: HubertFeatureExtractor
+    face: FaceModels
+    release: ReleaseDefaults = field(default_factory=ReleaseDefaults)
+    files: dict[str, Path] = field(default_factory=dict)
+    backend: str = "pytorch"
+
+    @classmethod
+    def load(
+        cls,
+        models_dir: str | Path,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        download: bool = True,
+        progress: bool = True,
+        eye_backend: str = "onnx",
+        backend: str = "pytorch",
+    ) -> DittoModels:
+        """Find (and, when ``download``, fetch the missing) official files under ``models_dir`` and load them.
+
+        ``eye_backend``: the 478-point face mesh of the eye features: "onnx" (``blaze_face.onnx`` +
+        ``face_mesh.onnx`` through onnxruntime, the default) or "mediapipe" (``face_landmarker.task`` through the
+        mediapipe package, which must be installed). ``backend``: the default renderer backend, "pytorch" or
+        "tensorrt" (see :func:`ditto_core.render.make_renderer`).
+
+        Raises :class:`ditto_core.hub.MissingModelsError` (which files, where to put them),
+        :class:`ditto_core.checkpoints.CheckpointError` (a wrong, truncated or corrupt file) or
+        :class:`ditto_core.config.ConfigError` (a config pickle holding anything but plain data).
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if eye_backend not in EYE_BACKENDS:
+            raise ValueError(f"eye_backend must be one of {EYE_BACKENDS}, got {eye_backend!r}")
+        root = Path(models_dir)
+        dev = resolve_device(device)
+        roles = layout.NETWORK_ROLES + layout.AUX_ROLES
+        if eye_backend == "mediapipe":
+            roles = tuple(r for r in roles if r not in ("blaze_face", "face_mesh")) + ("face_landmarker_task",)
+        files = ensure_models(root, roles, download=download, progress=progress)
+        cfg_path = find_model_file(root, "config")
+        if (root / layout.SYNTHETIC_MARKER).exists():
+            log.warning(
+                "ditto: %s is a SYNTHETIC model kit (%s): random weights, the output is noise. "
+                "Use the official checkpoints for real results.", root, layout.SYNTHETIC_MARKER,
+            )
+        nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
+        ort = _ort_device(dev)
+        face = FaceModels.from_paths(
+            detector=files["face_detector"],
+            landmark106=files["landmark106"],
+            landmark203=files["landmark203"],
+            blaze_face=files.get("blaze_face"),
+            face_mesh=files.get("face_mesh"),
+            face_landmarker_task=files.get("face_landmarker_task"),
+            device=ort,
+        )
+        defaults = DittoDefaults.from_config(load_config(cfg_path)) if cfg_path is not None else DittoDefaults()
+        if cfg_path is not None:
+            files["config"] = cfg_path
+        return cls(
+            models_dir=root,
+            device=dev,
+            precision=precision,
+            appearance=nets["appearance_extractor"],
+            motion_extractor=nets["motion_extractor"],
+            warp=nets["warp_network"],
+            decoder=nets["decoder"],
+            stitch=nets["stitch_network"],
+            lmdm=nets["lmdm"],
+            hubert=HubertFeatureExtractor(files["hubert"], device=ort),
+            face=face,
+            release=release_defaults(defaults),
+            files=files,
+            backend=backend,
+        )
+
+    def new_renderer(self, batch_size: int = 4, backend: str | None = None, config: RendererConfig | None = None) -> Renderer:
+        """A new renderer over these networks, owned by the caller (keep it while rendering; never share it between
+        threads). ``backend``: default :attr:`backend`; ``config``: default :attr:`precision` and ``batch_size``."""
+        cfg = config if config is not None else RendererConfig(self.precision, int(batch_size))
+        return make_renderer(backend or self.backend, self.warp, self.decoder, self.device, cfg, cache_dir=self.models_dir)
+
+    def release_memory(self) -> None:
+        """Drop the networks and free cached device memory (the object is unusable afterwards)."""
+        for name in ("appearance", "motion_extractor", "warp", "decoder", "stitch", "lmdm", "hubert", "face"):
+            setattr(self, name, None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,100 @@
+"""The offline job: portrait (or video) + speech -> an mp4, every stage run once over the whole clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._util import CancelFn, ProgressFn, StageProgressFn
+from ..audio import frame_count, load_audio
+from ..render.compositor import OUTPUTS
+from ..render.renderer import Renderer
+from ..source import Source
+from .frames import render_frames
+from .models import DittoModels
+from .options import JobOptions
+from .stages import extract_audio_features, extract_source, sample_motion
+
+__all__ = ["JobInputs", "generate", "prepare_job"]
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """What a job reads before generating: the registered ``source`` and the ``audio_16k`` (T,) mono waveform."""
+
+    source: Source
+    audio_16k: np.ndarray
+
+
+def prepare_job(
+    models: DittoModels,
+    source: str | Path | np.ndarray,
+    audio: Any,
+    options: JobOptions,
+    out_path: str | Path | None = None,
+    sample_rate: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> JobInputs:
+    """Check the output folder, read the source (an image or video path, or RGB uint8 frames) and the audio (a path,
+    a waveform with ``sample_rate``, or a ComfyUI AUDIO mapping), and register the source: the part the offline job
+    and the streaming file job share."""
+    from ..inputs import read_source
+
+    if out_path is not None and not Path(out_path).parent.is_dir():
+        raise ValueError(f"output: the folder {Path(out_path).parent} does not exist")
+    if isinstance(source, (str, Path)):
+        n_max = options.source.max_frames if options.source.max_frames is not None else models.release.source.max_frames
+        frames, is_image = read_source(source, n_max if n_max and n_max > 0 else -1)
+    else:
+        frames = np.asarray(source)
+        is_image = frames.ndim == 3 or frames.shape[0] == 1
+    wave = load_audio(audio, sample_rate, name="audio")
+    src = extract_source(models, frames, options.source, is_image=is_image, progress=progress, cancel=cancel)
+    return JobInputs(src, wave)
+
+
+def generate(
+    models: DittoModels,
+    source: str | Path | np.ndarray,
+    audio: Any,
+    out_path: str | Path,
+    options: JobOptions | None = None,
+    sample_rate: int | None = None,
+    progress: StageProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    renderer: Renderer | None = None,
+) -> Path:
+    """Portrait (or video) + speech -> an H.264 mp4 at 25 fps with the audio muxed in; returns the path.
+
+    ``source``: an image/video path or RGB uint8 frames; ``audio``: a path or a waveform (with ``sample_rate``).
+    ``options``: the job (:class:`JobOptions`; unset values are the release's offline settings). Frames are encoded
+    as they are rendered (memory does not grow with the clip); on any error or interrupt the partial file is removed
+    and nothing is left under ``out_path``. ``progress(stage, done, total)`` per stage: "source", "audio", "motion",
+    "render". ``renderer``: the caller's (kept across jobs); default a new one of ``options.render``.
+    """
+    from ..video import BackgroundWriter, VideoWriter
+
+    opts = options or JobOptions()
+    if opts.render.output not in OUTPUTS:
+        raise ValueError(f"output: a video needs rendered frames ('full' or 'crop'), got {opts.render.output!r}")
+
+    def stage(name: str) -> ProgressFn | None:
+        return None if progress is None else (lambda done, total: progress(name, done, total))
+
+    out = Path(out_path)
+    job = prepare_job(models, source, audio, opts, out, sample_rate, stage("source"), cancel)
+    feats = extract_audio_features(models, job.audio_16k, 16000, progress=stage("audio"), cancel=cancel)
+    motion = sample_motion(models, job.source, feats, opts.sampling, progress=stage("motion"), cancel=cancel)
+    assert motion.num_frames == frame_count(len(job.audio_16k))
+    if renderer is None:
+        renderer = models.new_renderer(backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
+    # encoding runs on its own thread (BackgroundWriter), overlapping the rendering of the next batch
+    with BackgroundWriter(VideoWriter(out, fps=motion.fps, audio_16k=job.audio_16k, audio_sample_rate=16000)) as writer:
+        for frames, _ in render_frames(models, job.source, motion, opts.render.output, progress=stage("render"),
+                                       cancel=cancel, renderer=renderer, clip=opts.clip):
+            writer.write(frames)
+    return out

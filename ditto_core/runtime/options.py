@@ -1,0 +1,267 @@
+"""Settings, grouped by who sets them (as LivePortrait's argument / inference / crop configs).
+
+* **The release** (:class:`ReleaseDefaults`): what the official config pickle says, translated once by the loader
+  into the product's names (:mod:`ditto_core.official`). Nothing else reads the official names.
+* **Per stage** (set by a user, a node or a job; ``None`` = the release's value): :class:`SourceOptions`,
+  :class:`SamplingOptions` (the offline settings, or the online preset in a stream), :class:`RenderOptions`.
+* **One job** (:class:`JobOptions`): the stage options plus the whole-clip
+  :class:`~ditto_core.motion.controls.ClipControls`, composed, taken by both :func:`ditto_core.runtime.generate` and
+  the streaming session. A stream adds :class:`StreamingOptions` (queues and threads only).
+
+Every class checks its values on construction and the error names the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..audio2motion import Audio2MotionConfig
+from ..conditions import Emotion
+from ..face.detect import FACE_ORDERS
+from ..motion.controls import ClipControls, FrameControls
+from ..render.compositor import OUTPUTS
+from ..render.renderer import BACKENDS, RendererConfig
+from ..stitch import StitchConfig
+
+__all__ = [
+    "STREAM_OUTPUTS",
+    "JobOptions",
+    "ReleaseDefaults",
+    "RenderOptions",
+    "SamplingOptions",
+    "SourceOptions",
+    "StreamingOptions",
+]
+
+#: what a streaming session makes of each frame: the outputs of offline rendering, or keypoints only ("none")
+STREAM_OUTPUTS = (*OUTPUTS, "none")
+
+
+def _is_int(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _is_num(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v))
+
+
+def _check_int(owner: str, name: str, v: Any, lo: int, hi: int | None = None, optional: bool = True) -> None:
+    if v is None and optional:
+        return
+    if not _is_int(v) or v < lo or (hi is not None and v > hi):
+        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{owner}.{name} must be an integer {span}, got {v!r}")
+
+
+def _check_num(owner: str, name: str, v: Any, lo: float | None = None, hi: float | None = None) -> None:
+    if v is None:
+        return
+    if not _is_num(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        span = f" in [{lo}, {hi}]" if lo is not None and hi is not None else f" >= {lo}" if lo is not None else ""
+        raise ValueError(f"{owner}.{name} must be a finite number{span}, got {v!r}")
+
+
+# ------------------------------------------------------------------------------------------------ stages
+@dataclass(frozen=True)
+class SourceOptions:
+    """Source registration (None = the release's value).
+
+    Attributes:
+        crop_scale: face crop size relative to the face (official 2.3).
+        vy_ratio: vertical offset of the crop centre, in crop sizes (official -0.125; ``crop_vy_ratio``).
+        face_index: which face on the first frame, counted in ``face_order`` (0 = the first).
+        face_order: "size" (largest first, official) or "left_to_right".
+        smoothing: temporal window (frames) of a video source's motion (official 13; ``smo_k_s``); 1 = none.
+        max_size: the loader's size rule, long side capped at this many pixels (official 1920).
+        max_frames: frames of a video source read at most (official ``template_n_frames``; None or -1 = all).
+    """
+
+    crop_scale: float | None = None
+    vy_ratio: float | None = None
+    face_index: int = 0
+    face_order: str = "size"
+    smoothing: int | None = None
+    max_size: int | None = None
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        o = "SourceOptions"
+        _check_num(o, "crop_scale", self.crop_scale, 0.1, 100.0)
+        _check_num(o, "vy_ratio", self.vy_ratio, -10.0, 10.0)
+        _check_int(o, "face_index", self.face_index, 0, optional=False)
+        if self.face_order not in FACE_ORDERS:
+            raise ValueError(f"SourceOptions.face_order must be one of {FACE_ORDERS}, got {self.face_order!r}")
+        _check_int(o, "smoothing", self.smoothing, 1)
+        _check_int(o, "max_size", self.max_size, 2)
+        _check_int(o, "max_frames", self.max_frames, -1)
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """DiT sampling (None = the release's value: its offline settings in :func:`~ditto_core.runtime.sample_motion`
+    and ``generate``, its online preset in a stream).
+
+    Attributes:
+        emotion: an :class:`~ditto_core.conditions.Emotion`, or anything :meth:`Emotion.parse` takes (a label, an
+            index 0-7, ``"Happy:0.7, Neutral:0.3"``, a ``{label: weight}`` dict, an ``(m, 8)`` table); parsed here.
+        eye_open: ``(left, right)`` eye openness condition instead of the source's (see :meth:`manual_eyes`).
+        eye_ball: ``(6,)`` iris offsets condition instead of the source's.
+        steps: DDIM steps per window (official 50 offline, 10 online).
+        overlap: frames two 80-frame windows share (official 10 offline, 70 online).
+        seed: the noise seed: the same seed gives the same motion (and blink times).
+        guidance: classifier-free guidance weight (official 2).
+        smoothing: width of the moving average over pose and translation (official 3).
+    """
+
+    emotion: Emotion | None = None
+    eye_open: tuple[float, ...] | None = None
+    eye_ball: tuple[float, ...] | None = None
+    steps: int | None = None
+    overlap: int | None = None
+    seed: int = 0
+    guidance: float | None = None
+    smoothing: int | None = None
+
+    def __post_init__(self) -> None:
+        o = "SamplingOptions"
+        if self.emotion is not None:
+            try:
+                object.__setattr__(self, "emotion", Emotion.parse(self.emotion))
+            except ValueError as e:
+                raise ValueError(f"{o}.emotion: {e}") from None
+        for name, dim in (("eye_open", 2), ("eye_ball", 6)):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            vals = tuple(float(x) for x in np.asarray(v, dtype=np.float64).reshape(-1))
+            if len(vals) != dim or not all(math.isfinite(x) for x in vals):
+                raise ValueError(f"{o}.{name} must be {dim} finite numbers, got {v!r}")
+            object.__setattr__(self, name, vals)
+        _check_int(o, "steps", self.steps, 1, 1000)
+        _check_int(o, "overlap", self.overlap, 0, 79)
+        _check_int(o, "seed", self.seed, 0, 2**64 - 1, optional=False)
+        _check_num(o, "guidance", self.guidance)
+        _check_int(o, "smoothing", self.smoothing, 0)
+
+    def config(self, base: Audio2MotionConfig) -> Audio2MotionConfig:
+        """``base`` (the release's offline or online settings) with the steps, overlap, guidance and smoothing set
+        here."""
+        return base.replace(steps=self.steps, overlap=self.overlap, guidance=self.guidance, smoothing=self.smoothing)
+
+    @staticmethod
+    def manual_eyes(eye_ball_source: Sequence[float], open_left: float, open_right: float,
+                    gaze_x: float, gaze_y: float) -> tuple[tuple[float, float], tuple[float, ...]]:
+        """``(eye_open, eye_ball)`` conditions for eyes set by hand: openness of the eye on the left / right of the
+        image (about 0.8 open, 0.2 nearly closed) and one iris offset for both eyes (about +-0.02 is a clear look to
+        the side); the two depth components stay ``eye_ball_source``'s (the source's ``(6,)`` eye-ball row)."""
+        z = [float(v) for v in list(eye_ball_source)[4:6]]
+        if len(z) != 2:
+            raise ValueError(f"eye_ball_source: expected the source's 6 eye-ball values, got {eye_ball_source!r}")
+        return (float(open_left), float(open_right)), (float(gaze_x), float(gaze_x), float(gaze_y), float(gaze_y), *z)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Rendering.
+
+    Attributes:
+        output: "full" (pasted back into the source frame, official), "crop" (the 512x512 face crop), or, in a stream
+            only, "none" (keypoints, no images).
+        batch_size: frames per warp/decode call (a stream renders its first frame alone, for latency).
+        backend: "pytorch" or "tensorrt" (None: the models' backend); see :func:`ditto_core.render.make_renderer`.
+        cuda_graphs, channels_last, compile: the PyTorch renderer's options (:class:`~ditto_core.render.
+            RendererConfig`: CUDA graph capture per batch shape, a channels-last decoder, ``torch.compile``).
+    """
+
+    output: str = "full"
+    batch_size: int = 4
+    backend: str | None = None
+    cuda_graphs: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.output not in STREAM_OUTPUTS:
+            raise ValueError(f"RenderOptions.output must be one of {STREAM_OUTPUTS}, got {self.output!r}")
+        _check_int("RenderOptions", "batch_size", self.batch_size, 1, 1024, optional=False)
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(f"RenderOptions.backend must be one of {BACKENDS} or None, got {self.backend!r}")
+        for name in ("cuda_graphs", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"RenderOptions.{name} must be True or False, got {getattr(self, name)!r}")
+
+    def renderer_config(self, precision: str) -> RendererConfig:
+        """The :class:`~ditto_core.render.RendererConfig` of these options in ``precision`` (the models')."""
+        return RendererConfig(precision, self.batch_size, channels_last=self.channels_last, compile=self.compile,
+                              cuda_graphs=self.cuda_graphs)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """One job: everything ``generate`` or a streaming session takes, composed of the stage options and the
+    whole-clip controls (``clip``: amplitudes, pose offsets, blinks, eyes, fades)."""
+
+    source: SourceOptions = field(default_factory=SourceOptions)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    clip: ClipControls = field(default_factory=ClipControls)
+    render: RenderOptions = field(default_factory=RenderOptions)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("source", SourceOptions), ("sampling", SamplingOptions), ("clip", ClipControls),
+                          ("render", RenderOptions)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"JobOptions.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    """What only a stream has.
+
+    Attributes:
+        official_count: emit the official online frame count (7-17 frames of padding past the speech) instead of
+            stopping at ``ceil(seconds * 25)``.
+        queue_size: emissions of ``hop`` frames the render queue holds before the motion thread waits.
+        motion_threads: intra-op threads of the audio + motion thread (None: 1 on a CPU device, where the DiT's small
+            matmuls gain little from more threads and the renderer needs the cores; untouched elsewhere).
+    """
+
+    official_count: bool = False
+    queue_size: int = 4
+    motion_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.official_count, bool):
+            raise ValueError(f"StreamingOptions.official_count must be True or False, got {self.official_count!r}")
+        _check_int("StreamingOptions", "queue_size", self.queue_size, 1, optional=False)
+        _check_int("StreamingOptions", "motion_threads", self.motion_threads, 1)
+
+
+# ------------------------------------------------------------------------------------------------ release
+@dataclass(frozen=True)
+class ReleaseDefaults:
+    """The release's settings in the product's names (the loader builds them from the config pickle, or from the
+    official code defaults when a models folder has none).
+
+    Attributes:
+        source: every :class:`SourceOptions` field set.
+        emotion: the default emotion (official ``emo``; Neutral).
+        offline: the DiT settings of offline generation.
+        online: the DiT settings of a stream (the config's when it is an online one, else the official online
+            preset with the config's clip range).
+        eye_f0_mode: use the first source frame's eye features for every frame of a video source.
+        stitch: the stitcher's settings (blink template and interval, driven keys, fades, stitching).
+        overall: one frame of controls applied to every frame (official ``overall_ctrl_info``).
+    """
+
+    source: SourceOptions = field(default_factory=lambda: SourceOptions(2.3, -0.125, 0, "size", 13, 1920, -1))
+    emotion: Emotion = field(default_factory=lambda: Emotion.parse(4))
+    offline: Audio2MotionConfig = field(default_factory=Audio2MotionConfig)
+    online: Audio2MotionConfig = field(default_factory=Audio2MotionConfig.online)
+    eye_f0_mode: bool = False
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    overall: FrameControls = field(default_factory=lambda: FrameControls(1))
