@@ -38,7 +38,7 @@ class DittoAudioToHuBERT:
         }
 
     def encode(self, models: Any, audio: Any) -> tuple[Any, int]:
-        from ditto_core.pipeline import extract_audio_features
+        from ditto_core.runtime import extract_audio_features
 
         if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
             raise ValueError("audio: expected a ComfyUI AUDIO dict with 'waveform' [B, C, T] and 'sample_rate'")

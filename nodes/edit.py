@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ditto_core.motion import GAZE_FIX_MODES
+
 from .types import CATEGORY_MOTION, DITTO_MOTION
 from .utils import motion_ui
 
-GAZE_FIX = ("keep", "on", "off")
 MAX_FRAME = 1_000_000
 
 
@@ -57,7 +58,7 @@ class DittoEditMotion:
                     -1, -1, 10_000, "Whole clip: -1 keep (models' default: random blinks every 60-100 frames), 0 no blinks, >0 frames between blinks."
                 ),
                 "gaze_fix": (
-                    list(GAZE_FIX),
+                    list(GAZE_FIX_MODES),
                     {
                         "default": "keep",
                         "tooltip": "Whole clip: keep the eyes on the camera while the head turns (on), or let them follow the "
@@ -77,7 +78,7 @@ class DittoEditMotion:
         }
 
     def edit(self, motion: Any, **kw: Any) -> dict[str, Any]:
-        from ditto_core.edits import EditOptions, apply_edit
+        from ditto_core.motion import EditOptions, apply_edit
 
         options = EditOptions(
             start=int(kw["start_frame"]),

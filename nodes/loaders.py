@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import logging
 from pathlib import Path
 from typing import Any
 
-from .types import CATEGORY_LOADERS, DEFAULT_MODELS_FOLDER, DITTO_MODELS, MODEL_FOLDER_KEY
+from ditto_core.render import BACKENDS, PRECISIONS
+from ditto_core.runtime.models import DEVICES
+
+from .types import (
+    CATEGORY_LOADERS,
+    DEFAULT_MODELS_FOLDER,
+    DITTO_MODELS,
+    MODEL_FOLDER_KEY,
+)
 from .utils import folder_paths_module, safe_child
 
 log = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cuda", "cpu", "mps")
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def model_roots() -> list[Path]:
@@ -63,7 +67,8 @@ def tensorrt_available() -> bool:
 
 
 def backends() -> list[str]:
-    return ["pytorch", "tensorrt"] if tensorrt_available() else ["pytorch"]
+    """The renderer backends to offer: TensorRT only where its package is installed."""
+    return [b for b in BACKENDS if b != "tensorrt" or tensorrt_available()]
 
 
 def resolve_device(device: str) -> str:
@@ -150,27 +155,23 @@ class DittoLoadModels:
         }
 
     def load(self, models_folder: str, device: str, precision: str, backend: str, download_missing: bool) -> tuple[Any]:
-        from ditto_core.pipeline import DittoModels
+        from ditto_core.runtime import DittoModels
 
         if device not in DEVICES:
             raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
-        if backend not in ("pytorch", "tensorrt"):
-            raise ValueError(f"backend: expected 'pytorch' or 'tensorrt', got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         models_dir = resolve_models_dir(models_folder)
         dev = resolve_device(device)
         key = (str(models_dir), dev, precision, backend, bool(download_missing))
         if self._models is not None and self._key == key:
             return (self._models,)
         self.release()
-        kwargs: dict[str, Any] = {"device": dev, "precision": precision, "download": bool(download_missing)}
-        if backend != "pytorch":
-            if "backend" not in inspect.signature(DittoModels.load).parameters:
-                raise ValueError(f"backend: {backend!r} is not supported by this version of ditto_core; use 'pytorch'")
-            kwargs["backend"] = backend
         log.info("Ditto: loading models from %s (device %s, %s)", models_dir, dev, precision)
-        self._models = DittoModels.load(models_dir, **kwargs)
+        self._models = DittoModels.load(models_dir, device=dev, precision=precision, download=bool(download_missing),
+                                        backend=backend)
         self._key = key
         return (self._models,)
 
@@ -178,7 +179,7 @@ class DittoLoadModels:
         """Free the cached models (called when the inputs change)."""
         if self._models is not None:
             try:
-                self._models.release()
+                self._models.release_memory()
             finally:
                 self._models = None
                 self._key = None

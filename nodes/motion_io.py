@@ -80,7 +80,7 @@ class DittoSaveMotion:
         }
 
     def save(self, motion: Any, filename_prefix: str) -> dict[str, Any]:
-        from ditto_core.edits import save_motion
+        from ditto_core.motion import save_motion
 
         fp = folder_paths_module()
         if fp is None:
@@ -134,7 +134,7 @@ class DittoLoadMotion:
         return True
 
     def load(self, motion_file: str) -> dict[str, Any]:
-        from ditto_core.edits import load_motion
+        from ditto_core.motion import load_motion
 
         motion = load_motion(resolve_motion_file(motion_file))
         return {"ui": motion_ui(motion), "result": (motion,)}

@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
+from ditto_core.render import OUTPUTS
+
 from .progress import ComfyProgress
 from .types import CATEGORY_RENDER, DITTO_MODELS, DITTO_MOTION, DITTO_SOURCE
-
-OUTPUTS = ("full", "crop")
 
 
 class DittoRenderFrames:
@@ -48,7 +48,7 @@ class DittoRenderFrames:
         }
 
     def render(self, models: Any, source: Any, motion: Any, output: str, batch_size: int) -> tuple[Any, Any, float]:
-        from ditto_core.pipeline import render_frames
+        from ditto_core.runtime import render_frames
 
         if output not in OUTPUTS:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
@@ -57,8 +57,9 @@ class DittoRenderFrames:
         frames: torch.Tensor | None = None
         masks: torch.Tensor | None = None
         done = 0
+        renderer = models.new_renderer(int(batch_size))  # this run's own renderer (nothing shared is changed)
         for batch, mask in render_frames(
-            models, source, motion, output=output, batch_size=int(batch_size), progress=bar.progress, cancel=bar.cancel
+            models, source, motion, output=output, progress=bar.progress, cancel=bar.cancel, renderer=renderer
         ):
             b = batch.shape[0]
             if frames is None:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ditto_core.conditions import EMOTION_LABELS, Emotion
+from ditto_core.conditions import parse_emotion_mix as parse_mix
+
 from .progress import ComfyProgress
-from .types import CATEGORY_MOTION, DITTO_AUDIO_FEATURES, DITTO_MODELS, DITTO_MOTION, DITTO_SOURCE
+from .types import (
+    CATEGORY_MOTION,
+    DITTO_AUDIO_FEATURES,
+    DITTO_MODELS,
+    DITTO_MOTION,
+    DITTO_SOURCE,
+)
 from .utils import motion_ui
 
-EMOTION_LABELS = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise", "Contempt")
 EMOTION_CHOICES = (*EMOTION_LABELS, "mix")
 EYE_MODES = ("from source", "manual")
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -17,10 +25,8 @@ MAX_SEED = 0xFFFFFFFFFFFFFFFF
 def parse_emotion_mix(text: str) -> dict[str, float]:
     """``"Happy:0.7, Neutral:0.3"`` -> ``{"Happy": 0.7, "Neutral": 0.3}`` (:func:`ditto_core.conditions.parse_emotion_mix`);
     errors name the ``emotion_mix`` input."""
-    from ditto_core.conditions import parse_emotion_mix as parse
-
     try:
-        return parse(text)
+        return parse_mix(text)
     except ValueError as e:
         raise ValueError(f"emotion_mix: {e}") from None
 
@@ -158,27 +164,21 @@ class DittoMotionSampler:
         gaze_x: float = 0.0,
         gaze_y: float = 0.0,
     ) -> dict[str, Any]:
-        from ditto_core.pipeline import sample_motion, sampling_options
+        from ditto_core.runtime import SamplingOptions, sample_motion
 
         if emotion not in EMOTION_CHOICES:
             raise ValueError(f"emotion: expected one of {EMOTION_CHOICES}, got {emotion!r}")
         if eye_mode not in EYE_MODES:
             raise ValueError(f"eye_mode: expected one of {EYE_MODES}, got {eye_mode!r}")
-        emo: Any = parse_emotion_mix(emotion_mix or "") if emotion == "mix" else EMOTION_LABELS.index(emotion)
+        emo = Emotion.parse(parse_emotion_mix(emotion_mix or "") if emotion == "mix" else emotion)
         eye_open = eye_ball = None
         if eye_mode == "manual":
-            eye_open = (float(eye_open_left), float(eye_open_right))
-            z = [float(v) for v in source.eye_ball[0, 4:6].tolist()]  # depth components stay the source's
-            eye_ball = (float(gaze_x), float(gaze_x), float(gaze_y), float(gaze_y), z[0], z[1])
-        # the models' defaults (config pickle, e.g. smoothing) for everything the node does not set
-        options = sampling_options(
-            models,
-            emotion=emo,
-            eye_open=eye_open,
-            eye_ball=eye_ball,
-            steps=int(steps),
-            overlap=int(overlap),
-            seed=int(seed),
+            eye_open, eye_ball = SamplingOptions.manual_eyes(
+                source.eye_ball[0].tolist(), eye_open_left, eye_open_right, gaze_x, gaze_y
+            )
+        # the release's settings (config pickle, e.g. smoothing) for everything the node does not set
+        options = SamplingOptions(
+            emotion=emo, eye_open=eye_open, eye_ball=eye_ball, steps=int(steps), overlap=int(overlap), seed=int(seed),
             guidance=float(guidance),
         )
         bar = ComfyProgress()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ditto_core.face.detect import FACE_ORDERS
+
 from .progress import ComfyProgress
 from .types import CATEGORY_SOURCE, DITTO_MODELS, DITTO_SOURCE
 from .utils import image_to_u8, mask_to_region, u8_to_image
-
-FACE_ORDERS = ("size", "left_to_right")
 
 
 class DittoExtractSource:
@@ -56,7 +56,8 @@ class DittoExtractSource:
                 ),
                 "face_order": (
                     list(FACE_ORDERS),
-                    {"default": "size", "tooltip": "How faces are counted for face_index: by size (largest first) or left to right."},
+                    {"default": "size", "tooltip": "How faces are counted for face_index: by size (largest first), left to right, "
+                     "or by detector score."},
                 ),
             },
             "optional": {
@@ -76,14 +77,14 @@ class DittoExtractSource:
         face_order: str,
         face_region: Any = None,
     ) -> tuple[Any, Any]:
-        from ditto_core.pipeline import extract_source, source_options
+        from ditto_core.runtime import SourceOptions, extract_source
 
         if face_order not in FACE_ORDERS:
             raise ValueError(f"face_order: expected one of {FACE_ORDERS}, got {face_order!r}")
         frames = image_to_u8(images, "images")
         region = mask_to_region(face_region, frames.shape[1], frames.shape[2])
-        # the models' defaults (config pickle) for everything the node does not set
-        options = source_options(models, crop_scale=float(crop_scale), face_index=int(face_index), face_order=face_order)
+        # the release's settings (config pickle) for everything the node does not set
+        options = SourceOptions(crop_scale=float(crop_scale), face_index=int(face_index), face_order=face_order)
         bar = ComfyProgress(frames.shape[0])
         source = extract_source(models, frames, options, region_mask=region, progress=bar.progress, cancel=bar.cancel)
         return (source, u8_to_image(source.crops))

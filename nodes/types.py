@@ -2,15 +2,17 @@
 
 Types (the frontend only connects matching names; none reuses a core type name):
 
-* ``DITTO_MODELS`` -> :class:`ditto_core.pipeline.DittoModels`: every network of one models folder on one device
-  and precision (``.device``, ``.precision``, ``.models_dir``, ``.synthetic``). Shared by every node downstream;
-  released by the loader when its inputs change.
-* ``DITTO_SOURCE`` -> :class:`ditto_core.source.Source`: a registered portrait (one image) or video (a batch of
+* ``DITTO_MODELS`` -> :class:`ditto_core.runtime.DittoModels`: every network of one models folder on one device
+  and precision (``.device``, ``.precision``, ``.models_dir``, ``.backend``). Shared by every node downstream and
+  never changed by them (Render Frames builds its own renderer each run); released by the loader when its inputs
+  change.
+* ``DITTO_SOURCE`` -> :class:`ditto_core.source.Source`: a registered (immutable) portrait (one image) or video (a batch of
   frames): 512 crops ``.crops (N, 512, 512, 3)``, source motion ``.x_s_info``, eye features, the frames.
-* ``DITTO_AUDIO_FEATURES`` -> :class:`ditto_core.pipeline.AudioFeatures`: HuBERT features ``(N, 1024)`` at 25 fps
+* ``DITTO_AUDIO_FEATURES`` -> :class:`ditto_core.runtime.AudioFeatures`: HuBERT features ``(N, 1024)`` at 25 fps
   plus the voice activity ``vad (N,)`` (RMS of each 40 ms), which the sampler passes on in the motion.
-* ``DITTO_MOTION`` -> :class:`ditto_core.edits.Motion`: a performance, the DiT motion ``(N, 265)`` plus per-frame
-  edit controls; saved and loaded as ``.safetensors`` (see :func:`ditto_core.edits.save_motion`).
+* ``DITTO_MOTION`` -> :class:`ditto_core.motion.Motion`: a performance, the DiT motion ``(N, 265)`` plus per-frame
+  edit controls (immutable: edits return new ones); saved and loaded as ``.safetensors`` (see
+  :func:`ditto_core.motion.save_motion`).
 
 Core types used as they are: ``IMAGE`` (float32 ``[B, H, W, 3]`` in 0..1), ``MASK`` (float32 ``[B, H, W]``),
 ``AUDIO`` (``{"waveform": [B, C, T], "sample_rate": int}``), ``INT``, ``FLOAT``.

@@ -57,7 +57,7 @@ def mask_to_region(mask: torch.Tensor | None, height: int, width: int) -> np.nda
 
 def motion_ui(motion: Any, extra: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """The ``ui`` dict that web/ditto_motion.js draws: ``{"ditto_motion": [curves]}``."""
-    from ditto_core.edits import motion_curves
+    from ditto_core.motion import motion_curves
 
     curves = motion_curves(motion)
     if extra:

@@ -2,7 +2,7 @@
 //
 // The DiT Motion Sampler, Edit Motion, Load Motion and Save Motion nodes return
 //   {"ui": {"ditto_motion": [{frames, fps, step, yaw[], pitch[], roll[], mouth[], edits[{start, end, label}], saved?}]}}
-// (see ditto_core.edits.motion_curves). This extension keeps the last payload on the node and draws, below the
+// (see ditto_core.motion.curves.motion_curves). This extension keeps the last payload on the node and draws, below the
 // widgets: yaw / pitch / roll in degrees over time, the mouth activity (mean offset of the lip keypoints'
 // expression from the source) in a lower band, and the edited frame ranges shaded. Nothing here is saved in the
 // workflow (no widgets are added), so the saved widget order is unaffected.
