@@ -13,11 +13,14 @@ in the centre of any picture; the real detector needs a real face, so with the o
 ``--image`` and ``--audio`` (e.g. ``../shared/samples/portrait.jpg``, ``speech_24k.wav``).
 
 Stages (each ``--warmup`` untimed runs then ``--repeats`` timed ones, the median reported; CUDA stages with CUDA
-events): source registration, audio features, one 80-frame DiT window per ``--steps`` count, stitching, warp and
-decode of one batch, paste-back (with the device-to-host copy), H.264 encode; then the whole offline job
-(``ditto_core.pipeline.generate``: image + waveform -> mp4, ``--job-repeats`` runs, no warm-up) and, when
-``ditto_core.stream`` exists, the online session's first-frame latency and sustained rate. Memory: peak RSS of
-the process and of the whole job alone, peak GPU memory (``torch.cuda.max_memory_allocated``) on CUDA.
+events): source registration, audio features, one 80-frame DiT window per ``--steps`` count, stitching (keypoint
+planning), warp and decode of one batch, the same batch through the models' renderer, paste-back (the device
+compositor of both modes, one transfer per batch), H.264 encode, the offline renderer over the whole clip
+(``render_frames``, per frame); then the whole offline job (``ditto_core.runtime.generate``: image + waveform ->
+mp4, ``--job-repeats`` runs, no warm-up) and the online session's first-frame latency and sustained rate
+(``ditto_core.runtime.StreamingSession``). When both the offline renderer and the online session ran, the stream's
+sustained ms per frame is compared with the offline renderer's (target: within 10%). Memory: peak RSS of the
+process and of the whole job alone, peak GPU memory (``torch.cuda.max_memory_allocated``) on CUDA.
 
 ``--memory-scaling`` runs the whole job (only) for ``--scaling-seconds`` clips (2 and 8 s) in fresh processes and
 reports both peak RSS values and their ratio (target <= 1.2: memory must not grow with the clip). On a 2-core CPU
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import math
 import subprocess
@@ -67,11 +69,17 @@ import torch
 SCHEMA = "ditto-bench/1"
 SCALING_SCHEMA = "ditto-bench-memory/1"
 #: stage keys, in the order they run; ``--stages`` picks some
-STAGES = ("source", "audio", "dit", "stitch", "warp", "decode", "render", "paste", "encode", "job", "online")
+STAGES = ("source", "audio", "dit", "stitch", "warp", "decode", "render", "paste", "encode", "frames", "job",
+          "online")
 SAMPLE_RATE = 16000
 VIDEO_FPS = 25.0
 #: the memory target: peak RSS of the longer clip / of the shorter one
 MEMORY_RATIO_TARGET = 1.2
+#: the streaming target: the stream's sustained ms per frame / the offline renderer's (same batch and precision)
+STREAM_RATIO_TARGET = 1.10
+#: row names the stream / offline comparison reads
+OFFLINE_FRAMES_ROW = "offline renderer (render_frames)"
+ONLINE_SUSTAINED_ROW = "online sustained"
 ROW_KEYS = ("name", "stage", "unit", "ms_per_unit", "frames_per_unit", "ms_per_frame", "fps", "rtf", "repeats",
             "timer", "samples_ms", "note", "skipped")
 
@@ -87,7 +95,7 @@ def _frames(n: int) -> str:
 
 @dataclass
 class BenchOptions:
-    """Everything the benchmark can set (see ``--help``). ``job_steps`` None: the models' defaults (50 offline,
+    """Everything the benchmark can set (see ``--help``). ``job_steps`` None: the release's defaults (50 offline,
     10 online); ``online_frames`` 0: stream the whole clip; ``seconds`` 0 with ``audio``: the whole file."""
 
     models: str | None = None
@@ -111,8 +119,10 @@ class BenchOptions:
     backend: str = "pytorch"
 
     def __post_init__(self) -> None:
-        from ditto_core.render import PRECISIONS
+        from ditto_core.render import BACKENDS, PRECISIONS
 
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not (math.isfinite(self.seconds) and self.seconds >= 0) or (self.seconds == 0 and self.audio is None):
@@ -275,7 +285,7 @@ def _ensure_kit(opts: BenchOptions, tmp: Path, say: LogFn) -> tuple[Path, float]
     """The models folder: ``opts.models`` or a synthetic kit built under ``tmp`` (-> path, seconds spent)."""
     if opts.models is not None:
         return Path(opts.models), 0.0
-    from ditto_core.synthetic import make_synthetic_kit
+    from ditto_core.testing.kit import make_synthetic_kit
 
     say(f"building the synthetic kit (~700 MB, salt {opts.salt!r}) in {tmp}")
     t0 = time.perf_counter()
@@ -286,8 +296,8 @@ def _ensure_kit(opts: BenchOptions, tmp: Path, say: LogFn) -> tuple[Path, float]
 def run_benchmark(opts: BenchOptions, models: Any = None, log: LogFn | None = None) -> dict[str, Any]:
     """Run the selected stages -> a JSON-able dict (schema :data:`SCHEMA`).
 
-    ``models``: an already loaded :class:`ditto_core.pipeline.DittoModels` (its device and precision are used);
-    default: loaded from ``opts.models`` or a synthetic kit built in a temporary folder.
+    ``models``: an already loaded :class:`ditto_core.runtime.DittoModels` (its device, precision and backend are
+    used); default: loaded from ``opts.models`` or a synthetic kit built in a temporary folder.
     """
     say = log or (lambda _m: None)
     if opts.threads:
@@ -296,38 +306,47 @@ def run_benchmark(opts: BenchOptions, models: Any = None, log: LogFn | None = No
         tmp = Path(tmp_s)
         setup: dict[str, Any] = {"kit_build_s": 0.0, "load_models_s": 0.0}
         if models is None:
-            from ditto_core.pipeline import DittoModels
+            from ditto_core.runtime import DittoModels
 
             root, setup["kit_build_s"] = _ensure_kit(opts, tmp, say)
-            say(f"loading the models from {root} ({opts.device}, {opts.precision})")
+            say(f"loading the models from {root} ({opts.device}, {opts.precision}, {opts.backend} renderer)")
             t0 = time.perf_counter()
-            extra: dict[str, Any] = {}
-            if opts.backend != "pytorch":
-                if "backend" not in inspect.signature(DittoModels.load).parameters:
-                    raise ValueError(f"backend {opts.backend!r}: this ditto_core has only the PyTorch renderer")
-                extra["backend"] = opts.backend
             models = DittoModels.load(root, device=opts.device, precision=opts.precision, download=False,
-                                      progress=False, **extra)
+                                      progress=False, backend=opts.backend)
             setup["load_models_s"] = time.perf_counter() - t0
         return _run_stages(opts, models, tmp, setup, say)
 
 
+def _is_synthetic(models: Any) -> bool:
+    from ditto_core.layout import SYNTHETIC_MARKER
+
+    return (Path(models.models_dir) / SYNTHETIC_MARKER).exists()
+
+
+def _job_options(opts: BenchOptions, output: str = "full") -> Any:
+    """The job the whole-job and online stages run: ``--job-steps`` (None: the release's), ``--seed``,
+    ``--batch-size``; the renderer backend is the models'."""
+    from ditto_core.runtime import JobOptions, RenderOptions, SamplingOptions
+
+    return JobOptions(sampling=SamplingOptions(steps=opts.job_steps, seed=opts.seed),
+                      render=RenderOptions(batch_size=opts.batch_size, output=output))
+
+
 def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any], say: LogFn) -> dict[str, Any]:
     from ditto_core.audio import frame_count
-    from ditto_core.audio2motion import Audio2MotionConfig, sample_window
-    from ditto_core.face import paste_back, paste_mask
-    from ditto_core.pipeline import (
-        GenerateOptions,
+    from ditto_core.audio2motion import sample_window
+    from ditto_core.render import Compositor, autocast_context
+    from ditto_core.runtime import (
+        KeypointPlanner,
+        SamplingOptions,
         extract_audio_features,
         extract_source,
         generate,
         motion_conditions,
+        render_frames,
         sample_motion,
-        sampling_options,
         source_motion_vector,
-        stitch_motion,
     )
-    from ditto_core.render import autocast_context
     from ditto_core.sampler import CosineSchedule, draw_eta_noises, draw_normal
     from ditto_core.video import VideoWriter
 
@@ -343,9 +362,9 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
     sel = set(opts.stages)
     reps, warm = opts.repeats, opts.warmup
     rows: list[dict[str, Any]] = []
-    a2m = sampling_options(models)
+    a2m = models.release.offline
     overlap = int(a2m.overlap)
-    hop = 80 - overlap
+    hop = int(a2m.hop)
     bsz = min(opts.batch_size, n)
     say(f"inputs: {img_desc} {image.shape[1]}x{image.shape[0]}; {aud_desc}: {_frames(n)}")
 
@@ -359,12 +378,13 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(row)
     else:
         rows.append(_skipped("source registration", "source", "not selected"))
-    need_src = sel & {"dit", "stitch", "warp", "decode", "render", "paste", "online"}
+    need_src = sel & {"dit", "stitch", "warp", "decode", "render", "paste", "frames", "online"}
     if src is None and need_src:
         src = extract_source(models, image, is_image=True)
 
     # -- audio features
     feats = None
+    need_motion = sel & {"stitch", "warp", "decode", "render", "paste", "frames"}
     if "audio" in sel:
         say("audio features")
         row, feats = _timed("audio features (HuBERT)", "audio", f"clip ({_frames(n)})",
@@ -373,7 +393,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(row)
     else:
         rows.append(_skipped("audio features (HuBERT)", "audio", "not selected"))
-    if feats is None and sel & {"dit", "stitch", "warp", "decode", "render", "paste"}:
+    if feats is None and (need_motion or "dit" in sel):
         feats = extract_audio_features(models, wave, SAMPLE_RATE)
 
     # -- DiT windows
@@ -383,12 +403,12 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
             rows.append(_skipped(name, "dit", "not selected"))
             continue
         say(name)
-        cond_all = motion_conditions(src, a2m, models.defaults.eye_f0_mode)(feats.features, 0)
+        cond_all = motion_conditions(models, src)(feats.features, 0)
         window = cond_all[:80]
         if window.shape[0] < 80:
             window = torch.cat([window, window[-1:].expand(80 - window.shape[0], -1)])
         kp_cond = source_motion_vector(src)
-        cfg = Audio2MotionConfig(sampling_timesteps=int(steps), overlap_v2=overlap)
+        cfg = a2m.replace(steps=int(steps))
         g = torch.Generator().manual_seed(opts.seed)
         noises = draw_eta_noises(int(steps), (80, 265), g)
         x_init = draw_normal((80, 265), g)
@@ -397,22 +417,27 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
                         lambda kp=kp_cond, w=window, x0=x_init, nz=noises, sc=schedule, c=cfg:
                         sample_window(models.lmdm, kp, w, x0, nz, sc, c),
                         hop, dev, reps, warm, True,
-                        f"CFG as one batch of 2 per step; a window adds {hop} frames offline (10 online)")
+                        f"CFG as one batch of 2 per step; a window adds {hop} frames offline "
+                        f"({models.release.online.hop} online)")
         rows.append(row)
 
-    # -- stitching (motion for the clip sampled untimed with the fewest steps)
-    x_s = x_d = None
-    if sel & {"stitch", "warp", "decode", "render", "paste"}:
-        motion = sample_motion(models, src, feats, sampling_options(models, steps=min(opts.steps), seed=opts.seed))
+    # -- stitching: keypoint planning of the clip (motion sampled untimed with the fewest steps)
+    x_s = x_d = motion = None
+    if need_motion:
+        motion = sample_motion(models, src, feats, SamplingOptions(steps=min(opts.steps), seed=opts.seed))
+
+        def plan() -> Any:
+            return KeypointPlanner.for_motion(models, src, motion).plan(motion.motion, motion.frame_controls())
+
         if "stitch" in sel:
             say("stitching")
-            row, (x_s, x_d) = _timed("stitching", "stitch", f"clip ({_frames(n)})",
-                                     lambda: stitch_motion(models, src, motion), n, dev, reps, warm, True,
-                                     "per-frame controls, blink, relative motion, stitching MLP")
+            row, kp = _timed("stitching", "stitch", f"clip ({_frames(n)})", plan, n, dev, reps, warm, True,
+                             "KeypointPlanner: per-frame controls, blink, relative motion, stitching MLP")
             rows.append(row)
         else:
-            x_s, x_d = stitch_motion(models, src, motion)
+            kp = plan()
             rows.append(_skipped("stitching", "stitch", "not selected"))
+        x_s, x_d = kp.x_s, kp.x_d
     else:
         rows.append(_skipped("stitching", "stitch", "not selected"))
 
@@ -454,35 +479,36 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
     else:
         rows += [_skipped("warp", "warp", "not selected"), _skipped("decode", "decode", "not selected")]
 
-    # -- the same batch through the pipeline's renderer (whatever it does: batching, FFT, compile, TensorRT)
+    # -- the same batch through the models' renderer (whatever it does: batching, FFT, compile, TensorRT)
     if "render" in sel:
-        renderer = models.renderer(bsz)
+        renderer = models.new_renderer(bsz)
         f_s1 = src.f_s[:1]
         say(f"render ({unit}, pipeline renderer)")
         row, renders = _timed("render (pipeline renderer)", "render", unit,
                               lambda: renderer.render(f_s1, x_s[:1], x_d[:bsz]), bsz, dev, reps, warm, True,
-                              f"models.renderer().render(): warp + decode as generate() runs them "
-                              f"({type(renderer).__name__})")
+                              f"models.new_renderer(B).render(): warp + decode as both modes run them "
+                              f"({type(renderer).__name__}, {renderer.config.precision})")
         rows.append(row)
     else:
         rows.append(_skipped("render (pipeline renderer)", "render", "not selected"))
 
-    # -- paste-back into the full frame
+    # -- paste-back into the full frame: the compositor of both modes, on the device
     pasted: list[np.ndarray] = []
     if "paste" in sel:
         if renders is None:  # no render ran: noise in the renderer's output format
             gen = torch.Generator().manual_seed(opts.seed)
             renders = (torch.rand(bsz, 512, 512, 3, generator=gen) * 255).to(dev)
         frame = src.frames[0]
-        m_c2o = src.M_c2o[0]
-        mask = paste_mask(512, 512)
+        compositor = Compositor(src.frames, src.M_c2o, "full", dev)
 
         def paste() -> list[np.ndarray]:
-            return [paste_back(frame, r, m_c2o, mask) for r in renders.cpu().numpy()]
+            frames_out, _ = compositor.compose(renders, [0] * bsz)
+            return list(frames_out)
 
         say(f"paste-back ({unit})")
         row, pasted = _timed("paste-back", "paste", unit, paste, bsz, dev, reps, warm, False,
-                             f"device-to-host copy + warp into {frame.shape[1]}x{frame.shape[0]} + blend")
+                             f"Compositor.compose on {dev.type}: warp into {frame.shape[1]}x{frame.shape[0]} + blend "
+                             f"on the device, one device-to-host transfer per batch (as offline and stream)")
         rows.append(row)
     else:
         rows.append(_skipped("paste-back", "paste", "not selected"))
@@ -505,6 +531,34 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
     else:
         rows.append(_skipped("encode (H.264 + AAC)", "encode", "not selected"))
 
+    # -- the offline renderer over the whole clip (what generate() runs between sampling and encoding)
+    if "frames" in sel:
+        frames_renderer = models.new_renderer(opts.batch_size)
+
+        counts: list[int] = []
+
+        def offline_frames(indices: Sequence[int] | None = None) -> None:
+            count = 0
+            for batch, _ in render_frames(models, src, motion, "full", batch_size=opts.batch_size,
+                                          renderer=frames_renderer, frame_indices=indices):
+                count += len(batch)
+            counts.append(count)
+
+        if warm:  # one batch, untimed (first-call costs); the whole clip is timed like the whole job
+            offline_frames(range(min(opts.batch_size, n)))
+        say(f"offline renderer ({_frames(n)}, batch {opts.batch_size}, {opts.job_repeats} run(s))")
+        samples, _ = measure(offline_frames, dev, opts.job_repeats, 0, cuda_events=False)
+        if counts[-1] != n:
+            raise RuntimeError(f"render_frames gave {counts[-1]} frames for a clip of {n}")
+        rows.append(_row(OFFLINE_FRAMES_ROW, "frames", f"clip ({_frames(n)})", median(samples), n, samples=samples,
+                         timer="wall",
+                         note=f"render_frames(output='full'): keypoint planning, warp + decode, device paste-back, "
+                              f"batch {opts.batch_size} ({frames_renderer.config.precision}), one transfer per batch; "
+                              f"no encoding; {opts.job_repeats} run(s) of the whole clip"
+                              f"{' after one untimed batch' if warm else ''}"))
+    else:
+        rows.append(_skipped(OFFLINE_FRAMES_ROW, "frames", "not selected"))
+
     # -- whole offline job
     memory: dict[str, Any] = {"rss_after_load_mib": rss_loaded}
     if "job" in sel:
@@ -514,7 +568,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         if cuda:
             torch.cuda.reset_peak_memory_stats(dev)
         out = tmp / "job.mp4"
-        gopts = GenerateOptions(steps=opts.job_steps, seed=opts.seed, batch_size=opts.batch_size)
+        gopts = _job_options(opts)
         steps_used = opts.job_steps or int(a2m.steps)
         say(f"whole offline job ({_frames(n)}, {steps_used} steps, {opts.job_repeats} run(s))")
         samples, _ = measure(lambda: generate(models, image, wave, out, gopts, sample_rate=SAMPLE_RATE), dev,
@@ -532,7 +586,7 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         rows.append(_skipped("whole offline job", "job", "not selected"))
 
     # -- online (streaming) session
-    rows += _online_rows(opts, models, src, wave, n, audio_s, sel, say)
+    rows += _online_rows(opts, models, src, wave, n, sel, say)
 
     memory["peak_rss_mib"] = peak_rss_mib()
     if cuda:
@@ -542,32 +596,46 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         "date": now_iso(),
         "machine": machine,
         "versions": versions(),
-        "options": {**asdict(opts), "device": str(dev), "precision": models.precision},
+        "options": {**asdict(opts), "device": str(dev), "precision": models.precision, "backend": models.backend},
         "inputs": {"image": img_desc, "image_size": [int(image.shape[1]), int(image.shape[0])], "audio": aud_desc,
                    "audio_seconds": audio_s, "frames": n, "models": str(models.models_dir),
-                   "synthetic_models": bool(models.synthetic), "offline_overlap": overlap},
+                   "synthetic_models": _is_synthetic(models), "offline_overlap": overlap},
         "setup": setup,
         "rows": rows,
+        "stream_vs_offline": stream_vs_offline(rows),
         "memory": memory,
         "load_average_end": load_average(),
     }
 
 
-def _online_rows(opts: BenchOptions, models: Any, src: Any, wave: np.ndarray, n: int, audio_s: float,
-                 sel: set[str], say: LogFn) -> list[dict[str, Any]]:
-    names = ("online first-frame latency", "online sustained")
+def stream_vs_offline(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The stream's sustained ms per frame / the offline renderer's (``render_frames``, same batch size and
+    precision), against :data:`STREAM_RATIO_TARGET`; None unless both rows were measured."""
+    by = {r["name"]: r for r in rows}
+    online, offline = by.get(ONLINE_SUSTAINED_ROW), by.get(OFFLINE_FRAMES_ROW)
+    if online is None or offline is None or online["skipped"] or offline["skipped"]:
+        return None
+    on, off = online["ms_per_frame"], offline["ms_per_frame"]
+    if not on or not off:  # the online run gave fewer than two frames: no sustained rate
+        return None
+    ratio = on / off
+    return {"online_ms_per_frame": on, "offline_ms_per_frame": off, "ratio": ratio, "target": STREAM_RATIO_TARGET,
+            "ok": ratio <= STREAM_RATIO_TARGET}
+
+
+def _online_rows(opts: BenchOptions, models: Any, src: Any, wave: np.ndarray, n: int, sel: set[str],
+                 say: LogFn) -> list[dict[str, Any]]:
+    from ditto_core.runtime import StreamingSession
+
+    names = ("online first-frame latency", ONLINE_SUSTAINED_ROW)
     if "online" not in sel:
         return [_skipped(nm, "online", "not selected") for nm in names]
-    try:
-        from ditto_core.stream import StreamingSession, StreamOptions
-    except ImportError as e:
-        why = f"ditto_core.stream not available ({e})"
-        return [_skipped(nm, "online", why) for nm in names]
-    sopts = StreamOptions(steps=opts.job_steps, seed=opts.seed, batch_size=opts.batch_size, output="full")
+    jopts = _job_options(opts, output="full")
     limit = opts.online_frames
     say(f"online session ({'whole clip' if not limit else f'first {limit} frames'})")
     count = 0
-    with StreamingSession(models, src, sopts) as session:
+    with StreamingSession(models, src, jopts) as session:
+        steps = session.motion_config.steps
         frames = session.run(wave)
         try:
             for _ in frames:
@@ -576,22 +644,26 @@ def _online_rows(opts: BenchOptions, models: Any, src: Any, wave: np.ndarray, n:
                     break
         finally:
             frames.close()
-        stats = session.stats
+    stats = session.stats
     whole = count >= n
     lat = stats.first_frame_latency
+    from_push = stats.first_frame_latency_from_push
     latency_row = _row(names[0], "online", "first frame", None if lat is None else lat * 1000.0, None,
                        samples=[] if lat is None else [lat * 1000.0], timer="wall",
                        note=f"from taking the audio piece that makes frame 0 possible to frame 0 out"
-                            f"{'' if stats.first_frame_latency_from_push is None else f' ({stats.first_frame_latency_from_push * 1000:.0f} ms from its push)'}"
-                            f"; {sopts.steps or 'default (10)'} steps, audio fed as fast as consumed")
+                            f"{'' if from_push is None else f' ({from_push * 1000:.0f} ms from its push)'}"
+                            f"; {steps} steps{' (release default)' if opts.job_steps is None else ''}, audio fed "
+                            f"as fast as consumed")
     fps = stats.sustained_fps
     sustained = _row(names[1], "online", _frames(count), None, None, samples=[],
                      ms_per_frame=None if not fps else 1000.0 / fps, fps=fps,
                      rtf=stats.real_time_factor if whole else None,
-                     note=f"frames after the first, per second; {stats.windows} DiT windows"
+                     note=f"frames after the first, per second; batch {opts.batch_size} ({models.precision}), render "
+                          f"+ paste-back on the device as offline; {stats.windows} DiT windows"
                           + ("" if whole else f"; stopped after {count} of {n} frames (no RTF)"))
     sustained["timer"] = "wall"
     return [latency_row, sustained]
+
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -631,7 +703,18 @@ def format_result(result: dict[str, Any]) -> str:
         memline += f"; whole job: peak RSS {mib('job_peak_rss_mib')}{iso}, {mib('job_rss_before_mib')} before it"
     if "peak_gpu_mib" in mem:
         memline += f"; peak GPU memory {mib('peak_gpu_mib')} (job {mib('job_peak_gpu_mib')})"
-    return "\n".join(head) + format_table(HEADERS, rows) + "\n" + "\n".join(notes) + "\n" + memline
+    under = [format_comparison(result.get("stream_vs_offline"))]
+    return "\n".join(head) + format_table(HEADERS, rows) + "\n" + "\n".join(under + notes) + "\n" + memline
+
+
+def format_comparison(cmp: dict[str, Any] | None) -> str:
+    """One line: the stream's sustained ms per frame against the offline renderer's."""
+    if cmp is None:
+        return (f"stream vs offline: n/a (needs the 'frames' and 'online' stages, and two or more online frames; "
+                f"target <= {STREAM_RATIO_TARGET:.2f}x)")
+    return (f"stream vs offline: online {cmp['online_ms_per_frame']:,.1f} ms/frame sustained / offline renderer "
+            f"{cmp['offline_ms_per_frame']:,.1f} ms/frame = {cmp['ratio']:.2f}x (target <= {cmp['target']:.2f}x: "
+            f"{'OK' if cmp['ok'] else 'MISS'})")
 
 
 # ---------------------------------------------------------------------------------------- memory scaling
@@ -711,12 +794,14 @@ def format_scaling(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ditto_core.render import BACKENDS, PRECISIONS
+
     ap = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--models", default=None, help="checkpoint folder (official release or synthetic kit); default: "
                                                    "a synthetic kit built in a temporary folder")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
                     help="autocast of the renderer and source extractors (the DiT runs in fp32)")
     ap.add_argument("--seconds", type=float, default=2.0, help="clip length (with --audio: 0 = the whole file)")
     ap.add_argument("--size", type=int, default=1432, help="side of the synthetic portrait in pixels")
@@ -724,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--audio", default=None, help="use this audio file (cut to --seconds) instead of synthetic speech")
     ap.add_argument("--steps", nargs="+", type=int, default=[10, 50], help="DDIM steps of the DiT window rows")
     ap.add_argument("--job-steps", type=int, default=None,
-                    help="DDIM steps of the whole job and the online run (default: the models' 50 offline, 10 online)")
+                    help="DDIM steps of the whole job and the online run (default: the release's 50 offline, 10 online)")
     ap.add_argument("--batch-size", type=int, default=4, help="frames per warp/decode call")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per stage (median reported)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs before each stage (encode and job: none)")
@@ -736,7 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of the inputs and of the sampling")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
-    ap.add_argument("--backend", default="pytorch", help="renderer backend of DittoModels.load (pytorch, tensorrt)")
+    ap.add_argument("--backend", default="pytorch", choices=BACKENDS, help="renderer backend of DittoModels.load")
     ap.add_argument("--json", default=None, help="also write the figures (plus machine, versions, date, options) here")
     ap.add_argument("--memory-scaling", action="store_true",
                     help="only run the whole job for --scaling-seconds clips in fresh processes and compare peak RSS")

@@ -7,7 +7,7 @@ Usage (run by hand, not by CI)::
     python benchmarks/networks.py --device cuda --precision fp16 --models /path/to/ditto-talkinghead
     python benchmarks/networks.py --networks stitching dit --steps 1 --repeats 1 --json out.json
 
-Weights: the project's weight rule (``ditto_core.weights.apply_weight_rule``, salt ``--salt``) unless ``--models``
+Weights: the project's weight rule (``ditto_core.testing.weight_rule.apply_weight_rule``, salt ``--salt``) unless ``--models``
 points at a folder of checkpoints (the official release, or a synthetic kit), loaded with
 ``ditto_core.checkpoints.load_model``. Timing does not depend on the weight values.
 
@@ -53,6 +53,8 @@ ensure_repo_on_path()
 import torch
 from torch import nn
 
+from ditto_core.render import PRECISIONS
+
 #: benchmark name -> the checkpoint role of ditto_core.checkpoints / layout
 NETWORKS: dict[str, str] = {
     "appearance": "appearance_extractor",
@@ -87,8 +89,6 @@ class NetworkBenchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from ditto_core.render import PRECISIONS
-
         unknown = [n for n in self.networks if n not in NETWORKS]
         if unknown or not self.networks:
             raise ValueError(f"networks: expected some of {list(NETWORKS)}, got {list(self.networks)}")
@@ -127,7 +127,7 @@ class NetworkRow:
 def build_network(name: str, options: NetworkBenchOptions, device: torch.device) -> nn.Module:
     """The network ``name`` in eval mode on ``device``: checkpoint from ``options.models`` or the weight rule."""
     from ditto_core.checkpoints import MODELS, find_model_file, load_model
-    from ditto_core.weights import apply_weight_rule
+    from ditto_core.testing.weight_rule import apply_weight_rule
 
     role = NETWORKS[name]
     if options.models is not None:
@@ -195,7 +195,7 @@ def make_call(
         return call, desc, float(b)
     if name == "dit":
         assert steps is not None
-        cfg = Audio2MotionConfig(sampling_timesteps=int(steps), overlap_v2=options.overlap)
+        cfg = Audio2MotionConfig(steps=int(steps), overlap=options.overlap)
         kp_cond = torch.randn(265, generator=g) * 0.1
         cond = torch.randn(80, 1103, generator=g)
         x_init = draw_normal((80, 265), g)
@@ -214,7 +214,7 @@ def make_call(
 def run_networks(options: NetworkBenchOptions, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time every selected network -> a JSON-able dict (schema :data:`SCHEMA`): ``rows`` (see :class:`NetworkRow`)
     plus ``machine``, ``versions``, ``date`` and ``options``."""
-    from ditto_core.pipeline import resolve_device
+    from ditto_core.runtime import resolve_device
 
     say = log or (lambda _m: None)
     if options.threads:
@@ -287,7 +287,7 @@ def format_networks(result: dict[str, Any]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[NetworkBenchOptions, str | None]:
     ap = argparse.ArgumentParser(prog="python benchmarks/networks.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
                     help="autocast of appearance/motion/warp/decoder (default fp32)")
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS), metavar="NAME",
                     help=f"which networks (default all: {' '.join(NETWORKS)})")

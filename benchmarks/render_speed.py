@@ -9,7 +9,8 @@ Rows:
     a nearest-resized segmentation map and separate gamma/beta convs in every SPADE), decoder output to numpy, then
     ``cv2.warpAffine`` paste-back into the frame.
   * ``ours <precision> b<B>``: :class:`ditto_core.render.Renderer` on B frames at once, then the device paste-back
-    (:mod:`ditto_core.face.paste_torch`) and one transfer per batch, as ``render_frames`` does.
+    of :class:`ditto_core.render.Compositor` (one transfer per batch), as ``render_frames`` and the streaming
+    session do.
 
 Weights come from the golden weight rule (speed does not depend on their values). Each row renders ``--frames``
 frames per repeat after one warm-up batch; the table shows the median over ``--repeats`` and the speedup over the
@@ -33,12 +34,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ditto_core.face.paste import paste_back, paste_mask
-from ditto_core.face.paste_torch import compose_frames, paste_geometry, paste_region
 from ditto_core.models.blocks import kp2gaussian
 from ditto_core.models.spade_decoder import SPADEDecoder
 from ditto_core.models.warping import WarpingNetwork
-from ditto_core.render import Renderer, RendererConfig
-from ditto_core.weights import apply_weight_rule
+from ditto_core.render import PRECISIONS, Compositor, Renderer, RendererConfig
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 # ------------------------------------------------------------------------ the official formulation (fp32)
 
@@ -144,15 +144,13 @@ def time_official(warp, dec, device, frame, m, n, repeats) -> list[float]:
 
 def time_ours(renderer: Renderer, device, frame, m, n, repeats) -> list[float]:
     f_s, x_s, x_d = _inputs(n, device)
-    geom = paste_geometry(frame, m, paste_mask(512, 512), device=device)
+    compositor = Compositor(frame[None], m[None], "full", device)
     bs = renderer.config.batch_size
 
     def run(x: torch.Tensor) -> None:
         for s in range(0, x.shape[0], bs):
             renders = renderer.render(f_s, x_s, x[s : s + bs])
-            regions = paste_region(geom, renders.permute(0, 3, 1, 2)).cpu().numpy()
-            frames = np.repeat(frame[None], regions.shape[0], axis=0)
-            compose_frames(frames, [geom.box] * regions.shape[0], list(regions))
+            compositor.compose(renders, [0] * renders.shape[0])
 
     run(x_d[:bs])
     times = []
@@ -168,7 +166,7 @@ def time_ours(renderer: Renderer, device, frame, m, n, repeats) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--frames", type=int, default=4, help="frames per repeat (default 4)")
     ap.add_argument("--repeats", type=int, default=2)
