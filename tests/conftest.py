@@ -94,7 +94,7 @@ def synthetic_kit(tmp_path_factory):
     import shutil
 
     from ditto_core.layout import SYNTHETIC_MARKER
-    from ditto_core.synthetic import make_synthetic_kit
+    from ditto_core.testing.kit import make_synthetic_kit
 
     env = os.environ.get("DITTO_TEST_KIT")
     if env:
@@ -112,7 +112,7 @@ def synthetic_kit(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_models(synthetic_kit):
     """The synthetic kit loaded through the real loader (DittoModels.load), on the CPU in fp32."""
-    from ditto_core.pipeline import DittoModels
+    from ditto_core.runtime import DittoModels
 
     return DittoModels.load(synthetic_kit, device="cpu", precision="fp32", download=False, progress=False)
 

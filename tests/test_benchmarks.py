@@ -113,18 +113,21 @@ def test_bench_argument_parsing(bench):
     opts, ns = bench.parse_args([])
     assert opts.stages == bench.STAGES and opts.steps == (10, 50) and opts.seconds == 2.0 and opts.size == 1432
     assert opts.precision == "fp32" and opts.job_steps is None and not ns.memory_scaling
-    opts, ns = bench.parse_args(["--precision", "bf16", "--stages", "job", "job", "--steps", "2", "--memory-scaling",
+    assert "frames" in opts.stages and opts.backend == "pytorch"
+    assert bench.STAGES.index("frames") < bench.STAGES.index("job")  # the offline renderer before the whole job
+    opts, ns = bench.parse_args(["--precision", "fp16", "--stages", "job", "job", "--steps", "2", "--memory-scaling",
                                  "--scaling-seconds", "1", "3"])
     assert opts.stages == ("job",) and opts.steps == (2,) and ns.scaling_seconds == [1.0, 3.0]
+    assert opts.precision == "fp16"
     for bad in (["--precision", "fp8"], ["--stages", "paint"], ["--seconds", "0"], ["--steps", "0"],
-                ["--batch-size", "0"], ["--models", "/no/such/folder"]):
+                ["--batch-size", "0"], ["--models", "/no/such/folder"], ["--backend", "onnx"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
 
 
 def test_networks_argument_parsing(networks):
-    opts, json_path = networks.parse_args(["--networks", "dit", "warp", "--batch", "4", "--precision", "bf16"])
-    assert opts.networks == ("dit", "warp") and opts.batch == 4 and json_path is None
+    opts, json_path = networks.parse_args(["--networks", "dit", "warp", "--batch", "4", "--precision", "fp16"])
+    assert opts.networks == ("dit", "warp") and opts.batch == 4 and json_path is None and opts.precision == "fp16"
     for bad in (["--networks", "renderer"], ["--batch", "0"], ["--steps", "0"], ["--overlap", "80"]):
         with pytest.raises(SystemExit):
             networks.parse_args(bad)
@@ -183,7 +186,8 @@ def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
     assert res["inputs"]["frames"] == n == 3 and res["inputs"]["image_size"] == [256, 256]
     assert res["options"]["precision"] == "fp32" and res["options"]["device"] == "cpu"
     by = _check_rows(bench, res)
-    hop = 80 - synthetic_models.defaults.overlap_v2
+    hop = synthetic_models.release.offline.hop
+    assert hop == 80 - synthetic_models.release.offline.overlap and res["inputs"]["offline_overlap"] == 80 - hop
     assert by["audio features (HuBERT)"]["frames_per_unit"] == n
     assert by["DiT window, 2 steps"]["frames_per_unit"] == hop and by["DiT window, 2 steps"]["unit"] == "80-frame window"
     assert by["paste-back"]["unit"] == "batch of 3" and by["paste-back"]["frames_per_unit"] == 3
@@ -193,44 +197,80 @@ def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
         assert not r["skipped"] and len(r["samples_ms"]) == 1 and _is_pos(r["ms_per_unit"])
         assert r["ms_per_frame"] == pytest.approx(r["ms_per_unit"] / r["frames_per_unit"])
         assert r["rtf"] == pytest.approx(r["ms_per_frame"] * 25 / 1000)
-    for name in ("warp", "decode", "render (pipeline renderer)", "whole offline job", "online first-frame latency",
-                 "online sustained"):
+    assert "Compositor" in by["paste-back"]["note"]  # the device compositor of both modes
+    for name in ("warp", "decode", "render (pipeline renderer)", "offline renderer (render_frames)",
+                 "whole offline job", "online first-frame latency", "online sustained"):
         assert by[name]["skipped"] and by[name]["ms_per_unit"] is None and by[name]["note"] == "not selected"
+    assert res["stream_vs_offline"] is None  # neither the offline renderer nor the stream ran
     assert _is_pos(res["memory"]["peak_rss_mib"])
     text = bench.format_result(res)
     table = _table_rows(text)
     assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
-    assert [r[2] for r in table[1:]].count("skipped") == 6
+    assert [r[2] for r in table[1:]].count("skipped") == 7
+    assert "stream vs offline: n/a" in text
+
+
+def test_stream_vs_offline_comparison(bench):
+    """The stream's sustained ms/frame over the offline renderer's, against the 10% target; n/a unless both ran."""
+    online = bench._row(bench.ONLINE_SUSTAINED_ROW, "online", "9 frames", None, None, ms_per_frame=105.0, fps=1000 / 105)
+    offline = bench._row(bench.OFFLINE_FRAMES_ROW, "frames", "clip (10 frames)", 1000.0, 10)
+    cmp = bench.stream_vs_offline([offline, online])
+    assert cmp == {"online_ms_per_frame": 105.0, "offline_ms_per_frame": 100.0, "ratio": pytest.approx(1.05),
+                   "target": 1.10, "ok": True}
+    assert bench.format_comparison(cmp) == ("stream vs offline: online 105.0 ms/frame sustained / offline renderer "
+                                            "100.0 ms/frame = 1.05x (target <= 1.10x: OK)")
+    slow = dict(online, ms_per_frame=111.0)
+    assert bench.stream_vs_offline([offline, slow])["ok"] is False
+    assert "1.11x (target <= 1.10x: MISS)" in bench.format_comparison(bench.stream_vs_offline([offline, slow]))
+    # n/a: a stage not run, or a stream of one frame (no sustained rate)
+    assert bench.stream_vs_offline([offline, bench._skipped(bench.ONLINE_SUSTAINED_ROW, "online", "not selected")]) is None
+    assert bench.stream_vs_offline([online]) is None
+    assert bench.stream_vs_offline([offline, dict(online, ms_per_frame=None)]) is None
+    assert bench.format_comparison(None).startswith("stream vs offline: n/a")
 
 
 @pytest.mark.slow
 def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
-    """The script as a user runs it, every stage, a 1-frame clip in bf16: table on stdout and the JSON file."""
+    """The script as a user runs it, every stage, a 2-frame clip in fp32 (bf16 is emulated, far too slow, on a CPU
+    without bf16 instructions): table on stdout, the JSON file, the offline renderer stage and its comparison with
+    the stream."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "bench.py"), "--models", str(synthetic_kit), "--device", "cpu",
-         "--precision", "bf16", "--seconds", "0.04", "--size", "256", "--steps", "2", "--job-steps", "2",
-         "--batch-size", "1", "--repeats", "1", "--warmup", "0", "--online-frames", "1", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
+         "--precision", "fp32", "--seconds", "0.08", "--size", "256", "--steps", "2", "--job-steps", "2",
+         "--batch-size", "1", "--repeats", "1", "--warmup", "0", "--json", str(out)],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     by = _check_rows(bench, res)
-    assert res["inputs"]["frames"] == 1 and res["inputs"]["synthetic_models"]
-    assert res["options"]["precision"] == "bf16"
-    for name in ("warp", "decode", "render (pipeline renderer)", "whole offline job"):
-        assert not by[name]["skipped"] and _is_pos(by[name]["ms_per_unit"])
+    assert res["inputs"]["frames"] == 2 and res["inputs"]["synthetic_models"]
+    assert res["options"]["precision"] == "fp32" and res["options"]["backend"] == "pytorch"
+    for name in ("warp", "decode", "render (pipeline renderer)", "offline renderer (render_frames)",
+                 "whole offline job", "online first-frame latency", "online sustained"):
+        assert not by[name]["skipped"], name
+    for name in ("warp", "decode", "render (pipeline renderer)", "offline renderer (render_frames)",
+                 "whole offline job", "online first-frame latency"):
+        assert _is_pos(by[name]["ms_per_unit"]), name
+    frames = by["offline renderer (render_frames)"]  # the whole clip through render_frames, reported per frame
+    assert frames["stage"] == "frames" and frames["unit"] == "clip (2 frames)" and frames["frames_per_unit"] == 2
+    assert frames["ms_per_frame"] == pytest.approx(frames["ms_per_unit"] / 2)
+    assert frames["fps"] == pytest.approx(1000 / frames["ms_per_frame"])
     job = by["whole offline job"]
     assert job["rtf"] == pytest.approx(job["ms_per_unit"] / 1000 / res["inputs"]["audio_seconds"])
-    lat = by["online first-frame latency"]
-    if lat["skipped"]:
-        assert "ditto_core.stream" in lat["note"]
-    else:
-        assert _is_pos(lat["ms_per_unit"])
+    online = by["online sustained"]
+    assert online["unit"] == "2 frames" and _is_pos(online["ms_per_frame"]) and _is_pos(online["rtf"])
+    cmp = res["stream_vs_offline"]
+    assert cmp["online_ms_per_frame"] == online["ms_per_frame"]
+    assert cmp["offline_ms_per_frame"] == frames["ms_per_frame"] and cmp["target"] == 1.10
+    assert cmp["ratio"] == pytest.approx(online["ms_per_frame"] / frames["ms_per_frame"])
+    assert cmp["ok"] == (cmp["ratio"] <= 1.10)
     mem = res["memory"]
     assert _is_pos(mem["job_peak_rss_mib"]) and _is_pos(mem["peak_rss_mib"])
     table = _table_rows(proc.stdout)
     assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
+    assert "skipped" not in [r[2] for r in table[1:]]
+    assert bench.format_comparison(cmp) in proc.stdout.splitlines()
     assert "memory: peak RSS" in proc.stdout
 
 
@@ -240,7 +280,7 @@ def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
     out = tmp_path / "mem.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "bench.py"), "--memory-scaling", "--scaling-seconds", "0.04", "0.08",
-         "--models", str(synthetic_kit), "--device", "cpu", "--precision", "bf16", "--size", "256",
+         "--models", str(synthetic_kit), "--device", "cpu", "--precision", "fp32", "--size", "256",
          "--job-steps", "1", "--batch-size", "2", "--json", str(out)],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
     )

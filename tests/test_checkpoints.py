@@ -24,7 +24,7 @@ from ditto_core.checkpoints import (
     resolve_in_models_dir,
 )
 from ditto_core.models.stitching import StitchingNetwork
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 SALT = "test-checkpoints"
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ditto_core._util import mirror_index
 from ditto_core.conditions import (
     COND_DIM,
     EMOTION_LABELS,
@@ -14,7 +15,6 @@ from ditto_core.conditions import (
     emotion_index,
     emotion_mix,
     emotion_vector,
-    mirror_index,
     parse_emotion,
 )
 
@@ -142,3 +142,26 @@ def test_parse_emotion_text_label_index_and_mix():
                      ("Happy:-1", ">= 0"), ("Joy:1", "unknown emotion")):
         with pytest.raises(ValueError, match=msg):
             parse_emotion_text(bad)
+
+
+def test_emotion_parse_every_form_once():
+    """Whatever form a user gives is parsed once, where it enters, into an Emotion (table + label)."""
+    from ditto_core.conditions import Emotion
+
+    happy = emotion_vector(3)[None]
+    for form in (3, "Happy", "happy", " 3 ", {"Happy": 1.0}, [3]):
+        e = Emotion.parse(form)
+        assert torch.allclose(e.table, happy), form
+    assert Emotion.parse("Happy").label == "Happy" and Emotion.parse(3).label == "Happy"
+    mix = Emotion.parse("Happy:0.7, Neutral:0.3")
+    assert mix.label == "Happy:0.7,Neutral:0.3"
+    assert torch.allclose(mix.table, (0.7 * emotion_vector(3) + 0.3 * emotion_vector(4))[None])
+    assert Emotion.parse(mix) is mix
+    table = Emotion.parse(np.eye(8, dtype=np.float32)[:3])
+    assert table.table.shape == (3, 8) and table.label == "table(3x8)"
+    probs = Emotion.parse([0.125] * 8)
+    assert torch.allclose(probs.table, torch.full((1, 8), 0.125)) and probs.label == "probabilities"
+    assert Emotion.parse([[3], [4]]).table.shape == (2, 8)
+    for bad, msg in (("Joy", "unknown emotion"), (9, "0..7"), ("", "empty"), (np.zeros((2, 7)), r"\(m, 8\)")):
+        with pytest.raises(ValueError, match=msg):
+            Emotion.parse(bad)

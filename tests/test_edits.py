@@ -1,29 +1,52 @@
-"""Motion edits (ditto_core.edits): ranges, easing, stacking, stitcher inputs, curves, save/load."""
+"""Motion edits and controls (ditto_core.motion): ranges, easing, stacking, the per-frame controls the stitcher takes,
+whole-clip controls, curves, save/load."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from ditto_core.edits import (
+from ditto_core.motion import (
     FORMAT_VERSION,
     LIP_DIMS,
+    PITCH,
+    ROLL,
+    YAW,
+    ClipControls,
+    ClipSettings,
     EditOptions,
+    FrameControls,
     Motion,
     MotionFormatError,
     apply_edit,
+    bins_to_degrees,
     ease_weights,
     load_motion,
     motion_curves,
     save_motion,
+    shaped_motion,
     smooth_pose,
-    to_stitch_inputs,
 )
-from ditto_core.motion import EXP, PITCH, ROLL, YAW, bins_to_degrees
-from ditto_core.stitch import MotionStitcher, StitchConfig, fade_ramps
+from ditto_core.official import fade_ramps
+from ditto_core.runtime.keypoints import stitch_config_for
+from ditto_core.stitch import MotionStitcher, StitchConfig
+
+
+def _config(motion: Motion, base: StitchConfig | None = None, clip: ClipControls | None = None) -> StitchConfig:
+    """The stitcher settings a planner uses for ``motion`` (no stitching MLP)."""
+    clip = clip or ClipControls()
+    cfg = stitch_config_for(base or StitchConfig(stitching=False), clip.settings.over(motion.settings),
+                            clip.fades or bool((motion.fade_alpha < 1).any()), motion.num_frames)
+    return cfg
+
+
+def _present(t: torch.Tensor | None) -> list:
+    """Per frame: the control's value, or None where it is absent (NaN) or never set."""
+    return [None] * 0 if t is None else [None if v != v else v for v in t.tolist()]
 
 
 def _motion(n: int = 40, seed: int = 0, **kw) -> Motion:
@@ -61,12 +84,12 @@ def test_offsets_land_in_the_range_only():
     assert torch.equal(out.delta_yaw, 10 * expect)
     assert torch.equal(out.delta_pitch, -3 * expect)
     assert torch.equal(out.delta_roll, torch.zeros(30))
-    _, _, ctrls = to_stitch_inputs(out, is_image=True)
-    for i, c in enumerate(ctrls):
-        if 5 <= i < 12:
-            assert c == {"delta_pitch": -3.0, "delta_yaw": 10.0}
-        else:
-            assert c == {}
+    c = out.frame_controls()
+    # offsets of 0 are "absent" for the stitcher (the official path stays exact outside the range)
+    assert _present(c.delta_yaw) == [None] * 5 + [10.0] * 7 + [None] * 18
+    assert _present(c.delta_pitch) == [None] * 5 + [-3.0] * 7 + [None] * 18
+    assert c.delta_roll is None and c.fade_alpha is None and c.head_amplitude is None
+    assert _present(out.frame_controls(4, 6).delta_yaw) == [None, 10.0]
 
 
 def test_end_minus_one_and_past_the_end_mean_to_the_end():
@@ -82,7 +105,7 @@ def test_a_range_past_the_end_changes_no_frame_but_clip_wide_settings_apply():
     m = _motion(10)
     out = apply_edit(m, EditOptions(start=10, end=30, yaw=1.0, mouth_amplitude=2.0, blink_interval=50))
     assert torch.equal(out.delta_yaw, m.delta_yaw) and torch.equal(out.mouth_amplitude, m.mouth_amplitude)
-    assert out.edits == [] and out.blink_interval == 50
+    assert out.edits == () and out.blink_interval == 50
     assert torch.equal(ease_weights(10, 12, -1, 2, 2), torch.zeros(10))
 
 
@@ -142,7 +165,7 @@ def test_edits_stack_and_never_mutate():
     b = apply_edit(a, EditOptions(start=10, end=30, yaw=-2.0, head_amplitude=0.5, label="second"))
     for k, v in before.items():
         assert torch.equal(getattr(m, k), v)
-    assert torch.equal(m.motion, motion_before) and m.edits == []
+    assert torch.equal(m.motion, motion_before) and m.edits == ()
     assert len(a.edits) == 1 and torch.equal(a.delta_yaw[:20], torch.full((20,), 5.0))
     yaw = torch.zeros(30)
     yaw[:20] += 5
@@ -162,16 +185,15 @@ def test_identity_edit_changes_nothing():
     assert torch.equal(out.motion, m.motion)
     for k, v in m.controls().items():
         assert torch.equal(getattr(out, k), v)
-    assert out.edits == []
+    assert out.edits == ()
 
 
 def test_amplitude_one_and_fresh_motion_give_the_official_stitch_inputs():
     m = _motion(25)
     out = apply_edit(m, EditOptions(head_amplitude=1.0, mouth_amplitude=1.0, expression=1.0))
-    motion, cfg, ctrls = to_stitch_inputs(out, is_image=True)
-    assert torch.equal(motion, m.motion)
-    assert ctrls == [{}] * 25
-    assert cfg == StitchConfig(num_frames=25)
+    assert out.frame_controls().present() == {}
+    assert torch.equal(shaped_motion(out), m.motion)
+    assert stitch_config_for(StitchConfig(), out.settings, False, 25) == StitchConfig(num_frames=25)
 
 
 def test_smoothing_matches_the_official_window():
@@ -189,18 +211,22 @@ def test_smoothing_matches_the_official_window():
 
 
 # ------------------------------------------------------------------------------------------ stitcher equivalence
-def _stitch(motion, cfg, ctrls=None, src=None, is_image=True):
+def _stitch(motion, cfg, controls=None, src=None, is_image=True):
     st = MotionStitcher(src or _source(), is_image=is_image, config=cfg, stitch_net=None)
-    return st.stitch_batch(motion, 0, ctrls)[1]
+    return st.stitch_batch(motion, controls)[1]
+
+
+def _edited(m: Motion, options: EditOptions, **cfg) -> torch.Tensor:
+    """x_d of ``m`` edited by ``options`` as the planner stitches it (the motion's own controls)."""
+    out = apply_edit(m, options)
+    return _stitch(out.motion, replace(_config(out), **cfg), out.frame_controls())
 
 
 @pytest.mark.parametrize("a", [0.0, 0.5, 1.7])
 def test_constant_head_amplitude_equals_official_use_d_keys_weights(a):
     m = _motion(20)
-    motion, cfg, ctrls = to_stitch_inputs(apply_edit(m, EditOptions(head_amplitude=a)), is_image=True)
-    cfg.flag_stitching = False
-    ours = _stitch(motion, cfg, ctrls)
-    official = StitchConfig(use_d_keys={"exp": 1, "pitch": a, "yaw": a, "roll": a, "t": a}, flag_stitching=False)
+    ours = _edited(m, EditOptions(head_amplitude=a))
+    official = StitchConfig(driven_keys={"exp": 1, "pitch": a, "yaw": a, "roll": a, "t": a}, stitching=False)
     ref = _stitch(m.motion, official)
     assert torch.allclose(ours, ref, atol=1e-5)
 
@@ -209,28 +235,51 @@ def test_constant_mouth_amplitude_scales_the_lip_deviation_like_exp_weights():
     # without driven eyes only the lips are driven, so an official exp weight a = mouth amplitude a
     a = 1.8
     m = _motion(20)
-    motion, cfg, ctrls = to_stitch_inputs(apply_edit(m, EditOptions(mouth_amplitude=a)), is_image=True)
-    cfg = StitchConfig(**{**cfg.__dict__, "flag_stitching": False, "drive_eye": False})
-    ours = _stitch(motion, cfg, ctrls)
-    official = StitchConfig(
-        use_d_keys={"exp": a, "pitch": 1, "yaw": 1, "roll": 1, "t": 1}, flag_stitching=False, drive_eye=False
-    )
+    ours = _edited(m, EditOptions(mouth_amplitude=a), drive_eye=False)
+    official = StitchConfig(driven_keys={"exp": a, "pitch": 1, "yaw": 1, "roll": 1, "t": 1}, stitching=False,
+                            drive_eye=False)
     assert torch.allclose(ours, _stitch(m.motion, official), atol=1e-5)
 
 
 def test_expression_scales_all_exp_deviation_like_exp_weights():
     a = 0.4
     m = _motion(20)
-    motion, cfg, ctrls = to_stitch_inputs(apply_edit(m, EditOptions(expression=a)), is_image=True)
-    cfg.flag_stitching = False
-    official = StitchConfig(use_d_keys={"exp": a, "pitch": 1, "yaw": 1, "roll": 1, "t": 1}, flag_stitching=False)
-    assert torch.allclose(_stitch(motion, cfg, ctrls), _stitch(m.motion, official), atol=1e-5)
+    official = StitchConfig(driven_keys={"exp": a, "pitch": 1, "yaw": 1, "roll": 1, "t": 1}, stitching=False)
+    assert torch.allclose(_edited(m, EditOptions(expression=a)), _stitch(m.motion, official), atol=1e-5)
 
 
-def test_baked_amplitudes_keep_frame_zero():
+def test_amplitudes_scale_the_deviation_from_the_reference_frame():
+    """Frame by frame (ramped) amplitudes, in relative and in absolute mode, against a float64 computation."""
+    m = _motion(12)
+    head = torch.linspace(0.0, 2.0, 12)
+    mouth = torch.linspace(2.0, 0.5, 12)
+    c = FrameControls(12, head_amplitude=head, mouth_amplitude=mouth)
+    for relative in (True, False):
+        cfg = StitchConfig(stitching=False, drive_eye=False, relative=relative)
+        got = _stitch(m.motion, cfg, c)
+        # scale the deviation from frame 0 by hand, then stitch without controls
+        x = m.motion.double()
+        ref_m = x.clone()
+        ref_m[:, 1:202] = x[:1, 1:202] + (x[:, 1:202] - x[:1, 1:202]) * head.double()[:, None]
+        lips = [202 + d for d in LIP_DIMS]
+        ref_m[:, lips] = x[:1, lips] + (x[:, lips] - x[:1, lips]) * mouth.double()[:, None]
+        ref = _stitch(ref_m.float(), cfg)
+        assert torch.allclose(got, ref, atol=2e-6), relative
+    # the reference frame is the stitcher's d0 (a stream's, from before its first emitted frame): a still head
+    # (amplitude 0) is d0's pose and translation on every frame
+    d0 = m.motion[3]
+    cfg = StitchConfig(stitching=False, drive_eye=False)
+    got = MotionStitcher(_source(), config=cfg, d0=d0).stitch_batch(m.motion, FrameControls(12, head_amplitude=torch.zeros(12)))[1]
+    still = m.motion.clone()
+    still[:, 1:202] = d0[1:202]
+    ref = MotionStitcher(_source(), config=cfg, d0=d0).stitch_batch(still)[1]
+    assert torch.allclose(got, ref, atol=1e-6)
+
+
+def test_shaped_motion_keeps_frame_zero():
     m = _motion(10)
     out = apply_edit(m, EditOptions(start=0, head_amplitude=3, mouth_amplitude=0, expression=2))
-    motion, _, _ = to_stitch_inputs(out, True)
+    motion = shaped_motion(out)
     assert torch.equal(motion[0], m.motion[0])
     lip = [202 + d for d in LIP_DIMS]
     assert torch.allclose(motion[:, lip], m.motion[:1, lip].expand(10, -1))  # mouth 0 freezes the lips at frame 0
@@ -239,11 +288,19 @@ def test_baked_amplitudes_keep_frame_zero():
 def test_whole_clip_fades_equal_the_official_setup_nd_ramps():
     n = 30
     out = apply_edit(_motion(n), EditOptions(fade_in=5, fade_out=4))
-    _, cfg, ctrls = to_stitch_inputs(out, True)
     ref = fade_ramps(n, fade_in=5, fade_out=4)
-    got = [c.get("fade_alpha", 1.0) for c in ctrls]
-    assert got == pytest.approx([r.get("fade_alpha", 1.0) for r in ref], abs=1e-7)
-    assert cfg.fade_type == "s"
+    expect = [r.get("fade_alpha", 1.0) for r in ref]
+    got = [1.0 if v is None else v for v in _present(out.frame_controls().fade_alpha)]
+    assert got == pytest.approx(expect, abs=1e-7)
+    assert _config(out).fade_target == "source"
+    # the job-level controls give the same ramps, and a stream (no end) refuses a fade-out
+    clip = ClipControls(fade_in=5, fade_out=4)
+    got = [1.0 if v is None else v for v in _present(clip.frame_controls(0, n, total=n).fade_alpha)]
+    assert got == pytest.approx(expect, abs=1e-7)
+    tail = clip.frame_controls(20, 10, total=n).fade_alpha
+    assert [1.0 if v != v else v for v in tail.tolist()] == pytest.approx(expect[20:], abs=1e-7)
+    with pytest.raises(ValueError, match="fade_out"):
+        clip.frame_controls(0, 5)
 
 
 def test_relax_on_silence_sets_vad_alpha_on_quiet_frames():
@@ -255,43 +312,55 @@ def test_relax_on_silence_sets_vad_alpha_on_quiet_frames():
     assert torch.allclose(out.vad_alpha[12:18], torch.full((6,), 0.4))  # inside the silence (beyond the 5-frame blur)
     assert torch.equal(out.vad_alpha[:8], torch.ones(8)) and torch.equal(out.vad_alpha[22:], torch.ones(8))
     assert (out.vad_alpha[8:12] < 1).all() and (out.vad_alpha[8:12] >= 0.4).all()
-    _, _, ctrls = to_stitch_inputs(out, True)
-    assert ctrls[15] == {"vad_alpha": pytest.approx(0.4)} and ctrls[0] == {}
+    c = out.frame_controls()
+    assert c.vad_alpha[15] == pytest.approx(0.4) and c.vad_alpha[0] == 1.0
 
 
 def test_clip_wide_settings_reach_the_stitch_config():
     m = _motion(10)
-    assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=0)), True)[1].delta_eye_open_n == -1
-    assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=42)), True)[1].delta_eye_open_n == 42
-    assert to_stitch_inputs(apply_edit(m, EditOptions(blink_interval=-1)), True)[1].delta_eye_open_n == 0
-    keep = to_stitch_inputs(m, True)[1]
+    base = StitchConfig(blink_interval=None)  # the release's random gaps
+    assert _config(apply_edit(m, EditOptions(blink_interval=0)), base).blink_interval == 0
+    assert _config(apply_edit(m, EditOptions(blink_interval=42)), base).blink_interval == 42
+    assert _config(apply_edit(m, EditOptions(blink_interval=-1)), base).blink_interval is None
+    # the job's setting wins over the motion's, which wins over the release's
+    edited = apply_edit(m, EditOptions(blink_interval=42))
+    assert _config(edited, base, ClipControls(blink_interval=7)).blink_interval == 7
+    assert _config(edited, base, ClipControls()).blink_interval == 42
+    keep = _config(m)
     assert keep.gaze_fix is None and keep.resolved_gaze_fix(True) and not keep.resolved_gaze_fix(False)
     on = apply_edit(m, EditOptions(gaze_fix="on"))
     off = apply_edit(on, EditOptions(gaze_fix="off"))
     for is_image in (True, False):
-        assert to_stitch_inputs(on, is_image)[1].resolved_gaze_fix(is_image) is True
-        assert to_stitch_inputs(off, is_image)[1].resolved_gaze_fix(is_image) is False
-        assert to_stitch_inputs(off, is_image)[1].drive_eye is None  # the eyes are still driven as official
+        assert _config(on).resolved_gaze_fix(is_image) is True
+        assert _config(off).resolved_gaze_fix(is_image) is False
+        assert _config(off).drive_eye is None  # the eyes are still driven as official
+    assert ClipSettings(3, False).over(ClipSettings(None, True, True)) == ClipSettings(3, False, True)
 
 
 def test_gaze_fix_off_changes_only_the_eye_keypoints():
     m = _motion(12)
-    cfg_on = to_stitch_inputs(m, True)[1]
-    cfg_on.flag_stitching = False
-    motion, cfg_off, ctrls = to_stitch_inputs(apply_edit(m, EditOptions(gaze_fix="off")), True)
-    cfg_off.flag_stitching = False
-    on, off = _stitch(m.motion, cfg_on), _stitch(motion, cfg_off, ctrls)
+    on = _stitch(m.motion, _config(m))
+    off_m = apply_edit(m, EditOptions(gaze_fix="off"))
+    off = _stitch(off_m.motion, _config(off_m), off_m.frame_controls())
     diff = (on - off).abs().amax(dim=(0, 2))  # per keypoint
     changed = {int(k) for k in torch.nonzero(diff > 1e-7)}
     assert changed and changed <= {11, 15}  # exp[33], [34] -> kp 11; exp[45], [46] -> kp 15
 
 
-def test_overall_ctrl_info_is_combined_not_overridden():
-    m = apply_edit(_motion(6), EditOptions(start=2, end=4, pitch=3.0, relax_on_silence=0.0))
-    base = StitchConfig(overall_ctrl_info={"delta_pitch": 2.0})
-    _, cfg, ctrls = to_stitch_inputs(m, True, base=base)
-    assert cfg.overall_ctrl_info == {"delta_pitch": 2.0}
-    assert ctrls[2] == {"delta_pitch": 5.0} and ctrls[0] == {}
+def test_controls_of_several_owners_combine():
+    """Offsets add and factors multiply; an absent control (NaN or None) takes the other's."""
+    m = apply_edit(_motion(6), EditOptions(start=2, end=4, pitch=3.0, head_amplitude=2.0))
+    overall = FrameControls(1, delta_pitch=torch.tensor([2.0]), fade_alpha=torch.tensor([0.5])).expand(6)
+    c = m.frame_controls().combine(overall)
+    assert _present(c.delta_pitch) == [2.0, 2.0, 5.0, 5.0, 2.0, 2.0]
+    assert c.head_amplitude.tolist() == [1, 1, 2, 2, 1, 1] and _present(c.fade_alpha) == [0.5] * 6
+    job = ClipControls(pitch=1.0, head=0.5).frame_controls(0, 6)
+    c2 = c.combine(job)
+    assert _present(c2.delta_pitch) == [3.0, 3.0, 6.0, 6.0, 3.0, 3.0]
+    assert c2.head_amplitude.tolist() == [0.5, 0.5, 1, 1, 0.5, 0.5]
+    parts = FrameControls.cat([c2.rows(0, 2), FrameControls(3), c2.rows(5, 6)])
+    assert parts.num_frames == 6 and _present(parts.delta_pitch) == [3.0, 3.0, None, None, None, 3.0]
+    assert parts.head_amplitude.tolist() == [0.5, 0.5, 1, 1, 1, 0.5]
 
 
 # ------------------------------------------------------------------------------------------ curves
@@ -368,24 +437,21 @@ def test_motion_validates_shapes():
 
 @pytest.mark.parametrize("bad,field", [
     ({"mouth": -0.5}, "mouth"), ({"head": float("inf")}, "head"), ({"pitch": float("nan")}, "pitch"),
-    ({"roll": "3"}, "roll"), ({"blink": -2}, "blink"), ({"fade_in": -1}, "fade_in"),
+    ({"roll": "3"}, "roll"), ({"blink_interval": -2}, "blink_interval"), ({"fade_in": -1}, "fade_in"),
+    ({"fade_out": 2.5}, "fade_out"), ({"drive_eye": "yes"}, "drive_eye"),
 ])
-def test_clip_controls_checked_the_same_in_job_and_stream(bad, field):
-    """GenerateOptions and StreamOptions share ClipControls: one bad value, one error naming the class and field."""
-    from ditto_core.pipeline import GenerateOptions
-    from ditto_core.stream import StreamOptions
-
-    for cls in (GenerateOptions, StreamOptions):
-        with pytest.raises(ValueError, match=rf"{cls.__name__}\.{field} must"):
-            cls(**bad)
+def test_clip_controls_are_checked_naming_the_field(bad, field):
+    """One ClipControls for the offline job and the stream: one bad value, one error naming the field."""
+    with pytest.raises(ValueError, match=rf"ClipControls\.{field} must"):
+        ClipControls(**bad)
 
 
-def test_generate_options_edit_maps_every_clip_control():
-    from ditto_core.pipeline import GenerateOptions
-
-    e = GenerateOptions(mouth=0.5, head=1.5, pitch=3.0, yaw=-4.0, roll=2.0, blink=0, fade_in=5, fade_out=7).edit()
-    assert (e.mouth_amplitude, e.head_amplitude, e.pitch, e.yaw, e.roll) == (0.5, 1.5, 3.0, -4.0, 2.0)
-    assert (e.blink_interval, e.fade_in, e.fade_out, e.start, e.end) == (0, 5, 7, 0, -1)
-    assert GenerateOptions().edit().blink_interval == -1  # None keeps the models' default
-    with pytest.raises(ValueError, match="GenerateOptions.fade_out"):
-        GenerateOptions(fade_out=-3)
+def test_clip_controls_frame_controls():
+    c = ClipControls(mouth=0.5, head=1.5, pitch=3.0, yaw=0.0, roll=-2.0, blink_interval=0, fade_in=4)
+    f = c.frame_controls(2, 4)
+    assert f.num_frames == 4 and f.delta_yaw is None
+    assert _present(f.delta_pitch) == [3.0] * 4 and _present(f.delta_roll) == [-2.0] * 4
+    assert f.head_amplitude.tolist() == [1.5] * 4 and f.mouth_amplitude.tolist() == [0.5] * 4
+    assert _present(f.fade_alpha) == [0.5, 0.75, None, None]  # frames 2, 3 of a 4-frame fade-in, then none
+    assert c.settings == ClipSettings(0, None, None) and c.fades
+    assert ClipControls().frame_controls(0, 3).present() == {}

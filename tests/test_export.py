@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import rel_l2
-from ditto_core.export import (
+from ditto_core.render.export import (
     ONNX_SPECS,
     ExportError,
     add_export_command,
@@ -31,7 +31,7 @@ from ditto_core.models.motion_extractor import MotionExtractor
 from ditto_core.models.spade_decoder import SPADEDecoder
 from ditto_core.models.stitching import StitchingNetwork
 from ditto_core.models.warping import WarpingNetwork
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
 

@@ -20,9 +20,10 @@ from ditto_core.config import ConfigError
 from ditto_core.face import NoFaceError
 from ditto_core.hub import MissingModelsError
 from ditto_core.inputs import SourceReadError
-from ditto_core.pipeline import (
+from ditto_core.runtime import (
     DittoModels,
-    GenerateOptions,
+    JobOptions,
+    RenderOptions,
     SamplingOptions,
     extract_audio_features,
     extract_source,
@@ -52,7 +53,7 @@ def test_generate_writes_video_with_audio(synthetic_models, portrait, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", seconds, sample_rate=22050, channels=2)
     out = tmp_path / "result.mp4"
     stages: dict[str, tuple[int, int]] = {}
-    generate(synthetic_models, portrait, wav, out, GenerateOptions(steps=2, seed=1),
+    generate(synthetic_models, portrait, wav, out, JobOptions(sampling=SamplingOptions(steps=2, seed=1)),
              progress=lambda s, d, t: stages.__setitem__(s, (d, t)))
     info = probe_video(out)
     assert info["frames"] == math.ceil(seconds * 25) == 5
@@ -101,7 +102,7 @@ def test_interrupt_leaves_no_file(synthetic_models, portrait, tmp_path):
             raise Stop()
 
     with pytest.raises(Stop):
-        generate(synthetic_models, portrait, wav, out, GenerateOptions(steps=2, batch_size=2), cancel=cancel)
+        generate(synthetic_models, portrait, wav, out, JobOptions(sampling=SamplingOptions(steps=2), render=RenderOptions(batch_size=2)), cancel=cancel)
     assert _leftovers(tmp_path) == []
 
 
@@ -125,7 +126,7 @@ def test_silent_audio_is_valid_with_a_warning(synthetic_models, caplog):
 def test_bad_audio_is_a_clear_error_and_writes_nothing(synthetic_models, portrait, tmp_path, audio, match):
     out = tmp_path / "never.mp4"
     with pytest.raises(AudioError, match=match):
-        generate(synthetic_models, portrait, audio, out, GenerateOptions(steps=2), sample_rate=16000)
+        generate(synthetic_models, portrait, audio, out, JobOptions(sampling=SamplingOptions(steps=2)), sample_rate=16000)
     assert _leftovers(tmp_path) == []
 
 

@@ -5,11 +5,12 @@ import ast
 import pytest
 import torch
 
+from ditto_core import official
 from ditto_core.audio2motion import Audio2MotionConfig, OnlineMotionSampler, count_windows_offline, sample_motion_offline
 from ditto_core.conditions import ConditionBuilder, build_conditions
 from ditto_core.models.lmdm import MotionDecoder
 from ditto_core.motion import MOTION_KEYS, dict_to_motion
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel
 
@@ -19,12 +20,13 @@ pytestmark = [pytest.mark.golden, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _offline_cfg(meta) -> Audio2MotionConfig:
-    return Audio2MotionConfig(
-        overlap_v2=int(meta["overlap_v2"]),
-        sampling_timesteps=int(meta["sampling_timesteps"]),
-        smo_k_d=int(meta["smo_k_d"]),
-        fix_kp_cond=int(meta.get("fix_kp_cond", 0)),
-    )
+    """The official setup keywords of the golden file, through the library's one translation of them."""
+    return official.audio2motion_config({
+        "overlap_v2": int(meta["overlap_v2"]),
+        "sampling_timesteps": int(meta["sampling_timesteps"]),
+        "smo_k_d": int(meta["smo_k_d"]),
+        "fix_kp_cond": int(meta.get("fix_kp_cond", 0)),
+    }, online=False)
 
 
 def _check_cond(g):
@@ -73,10 +75,10 @@ def test_e2e_online_motion(golden):
     kw = ast.literal_eval(g.meta["setup_kwargs"])
     assert kw["online_mode"] and kw["v_min_max_for_clip"] is None
     conditions = ConditionBuilder(kw["emo"], g["eye_open"], g["eye_ball"], g["xs_kp"])
-    cfg = Audio2MotionConfig(
-        overlap_v2=kw["overlap_v2"], sampling_timesteps=kw["sampling_timesteps"], smo_k_d=kw["smo_k_d"],
-        fix_kp_cond=kw["fix_kp_cond"], fix_kp_cond_dim=kw["fix_kp_cond_dim"],
-    )
+    cfg = official.audio2motion_config({k: kw[k] for k in ("overlap_v2", "sampling_timesteps", "smo_k_d",
+                                                           "fix_kp_cond", "fix_kp_cond_dim")}, online=True)
+    assert (cfg.overlap, cfg.steps, cfg.smoothing, cfg.kp_cond_reset, cfg.kp_cond_keep) == (
+        kw["overlap_v2"], kw["sampling_timesteps"], kw["smo_k_d"], kw["fix_kp_cond"], tuple(kw["fix_kp_cond_dim"]))
     model = apply_weight_rule(MotionDecoder(), g.salt)
     sampler = OnlineMotionSampler(
         model, conditions, source, g["prefill_feat"], cfg, noises=g["noises"], x_inits=g["window_x_inits"], record=True

@@ -1,12 +1,11 @@
 """The official offline pipeline end to end (e2e_offline): registration, features, conditions, sampling,
-stitching, warp, decode and paste-back, through ditto_core.pipeline's public stages."""
+stitching, warp, decode and paste-back, through ditto_core.runtime's public stages."""
 
 import numpy as np
 import pytest
 import torch
 
 from ditto_core.audio import HubertFeatureExtractor
-from ditto_core.config import DittoDefaults
 from ditto_core.face import FaceModels
 from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.lmdm import MotionDecoder
@@ -14,17 +13,17 @@ from ditto_core.models.motion_extractor import MotionExtractor
 from ditto_core.models.spade_decoder import SPADEDecoder
 from ditto_core.models.stitching import StitchingNetwork
 from ditto_core.models.warping import WarpingNetwork
-from ditto_core.pipeline import (
+from ditto_core.runtime import (
     DittoModels,
+    KeypointPlanner,
     SamplingOptions,
     extract_audio_features,
     extract_source,
     motion_conditions,
     render_frames,
     sample_motion,
-    stitch_motion,
 )
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel, assert_images_close, golden_dir, load_golden
 
@@ -52,8 +51,7 @@ def golden_models(salt: str) -> DittoModels:
             blaze_face=d / "standin_blaze_face.onnx",
             face_mesh=d / "standin_face_mesh.onnx",
         ),
-        defaults=DittoDefaults(),
-    )
+    )  # release: the official code defaults
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +67,7 @@ def run():
 
 
 def test_source_and_features(run):
-    g, _, _, source, feats, opts, _ = run
+    g, _, models, source, feats, opts, _ = run
     assert_close_rel(torch.as_tensor(source.M_c2o[0]), g["M_c2o"], 1e-4, "M_c2o")
     for k in ("pitch", "yaw", "roll", "t", "exp", "scale", "kp"):
         assert_close_rel(source.x_s_info[k], g[f"xs_{k}"], 1e-4, f"xs_{k}")
@@ -77,16 +75,16 @@ def test_source_and_features(run):
     assert_close_rel(source.eye_ball, g["eye_ball"], 1e-4, "eye_ball")
     assert feats.num_frames == g["aud_feat"].shape[0] == 50
     assert_close_rel(feats.features, g["aud_feat"], 1e-5, "aud_feat")
-    cond = motion_conditions(source, opts)(feats.features, 0)
+    cond = motion_conditions(models, source, opts)(feats.features, 0)
     assert_close_rel(cond, g["cond"], 1e-5, "cond")
 
 
 def test_motion_and_stitching(run):
     g, _, models, source, _, _, motion = run
     assert_close_rel(motion.motion, g["motion"], 1e-3, "motion")
-    x_s, x_d = stitch_motion(models, source, motion)
-    assert_close_rel(x_s, g["x_s"], 1e-3, "x_s")
-    assert_close_rel(x_d, g["x_d"], 1e-3, "x_d")
+    kp = KeypointPlanner.for_motion(models, source, motion).plan(motion.motion, motion.frame_controls())
+    assert_close_rel(kp.x_s, g["x_s"], 1e-3, "x_s")
+    assert_close_rel(kp.x_d, g["x_d"], 1e-3, "x_d")
 
 
 def test_render_and_paste_back(run):

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from ditto_core.audio import frame_count
-from ditto_core.pipeline import extract_source
-from ditto_core.stream import StreamingSession, StreamOptions
+from ditto_core.runtime import (
+    JobOptions,
+    RenderOptions,
+    SamplingOptions,
+    StreamingOptions,
+    StreamingSession,
+    extract_source,
+)
 
 from conftest import assert_close_rel, load_golden
 from test_golden_e2e import golden_models
@@ -42,12 +48,13 @@ def setup():
 def _run(g, models, source, official_count: bool):
     kw = ast.literal_eval(g.meta["setup_kwargs"])
     assert kw["online_mode"] and kw["v_min_max_for_clip"] is None and kw["delta_eye_arr"] is None
-    opts = StreamOptions(emotion=kw["emo"], steps=kw["sampling_timesteps"], overlap=kw["overlap_v2"], output="none",
-                         official_count=official_count)
-    session = StreamingSession(models, source, opts, noises=g["noises"], x_inits=g["window_x_inits"], record=True)
+    opts = JobOptions(sampling=SamplingOptions(emotion=kw["emo"], steps=kw["sampling_timesteps"], overlap=kw["overlap_v2"]),
+                      render=RenderOptions(output="none"))
+    session = StreamingSession(models, source, opts, StreamingOptions(official_count=official_count),
+                               noises=g["noises"], x_inits=g["window_x_inits"], record=True)
     cfg = session.motion_config
-    assert (cfg.fix_kp_cond, cfg.fix_kp_cond_dim, cfg.smo_k_d) == (kw["fix_kp_cond"], tuple(kw["fix_kp_cond_dim"]),
-                                                                   kw["smo_k_d"])
+    assert (cfg.kp_cond_reset, cfg.kp_cond_keep, cfg.smoothing) == (kw["fix_kp_cond"], tuple(kw["fix_kp_cond_dim"]),
+                                                                    kw["smo_k_d"])
     frames = []
     with session:
         for piece in _pieces(g["audio_16k"].numpy()):

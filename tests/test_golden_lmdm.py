@@ -7,7 +7,7 @@ import torch
 
 from ditto_core.models.lmdm import MotionDecoder
 from ditto_core.sampler import CosineSchedule, ddim_sample, ddim_times
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel, rel_l2
 

@@ -13,7 +13,7 @@ from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.motion_extractor import MotionExtractor
 from ditto_core.models.spade_decoder import SPADEDecoder
 from ditto_core.models.warping import WarpingNetwork
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 pytestmark = pytest.mark.golden
 

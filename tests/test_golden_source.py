@@ -15,8 +15,8 @@ from ditto_core.face import FaceModels, FaceTooSmallError, NoFaceError
 from ditto_core.face.eyes import eye_features
 from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.motion_extractor import MotionExtractor
-from ditto_core.source import X_S_KEYS, Source, register_source, smooth_x_s_info
-from ditto_core.weights import apply_weight_rule
+from ditto_core.source import X_S_KEYS, Source, register_source, smooth_x_s_info, source_motion, track_faces
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 pytestmark = pytest.mark.golden
 
@@ -53,14 +53,15 @@ def image_run() -> tuple[dict, Source, FaceModels, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def video_run() -> tuple[dict, Source, Source, FaceModels]:
+def video_run() -> tuple[dict, Source, object, FaceModels]:
     g = load_golden("source_register_video")
     fm = _face_models()
     app, mot = _networks(g.salt)
     frames = g["frames_u8"].numpy()
     src = register_source(frames, fm, app, mot, device="cpu", smo_k_s=13)
-    # the k = 3 smoothing from the same raw motion (registration without f_s to keep the test fast)
-    src3 = register_source(frames, fm, app, mot, device="cpu", smo_k_s=3, compute_f_s=False)
+    # the k = 3 smoothing from the same raw motion: tracking and motion alone (no appearance volumes, no eye mesh),
+    # the public call a driving video uses
+    src3 = source_motion(track_faces(frames, fm), mot, "cpu", smoothing=3)
     return g, src, src3, fm
 
 

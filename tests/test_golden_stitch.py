@@ -1,7 +1,9 @@
 """Per-frame motion stitching against the official ``MotionStitch`` (stitch_* golden files).
 
-The options and per-frame controls are written here from the files' ``setup``/``ctrl`` descriptions; the
-``setup`` metadata is parsed only to check that it still describes what this test builds.
+The options and per-frame controls are written here from the files' ``setup``/``ctrl`` descriptions (the official
+``setup`` keywords and ctrl dicts, which :mod:`ditto_core.official` maps onto the stitcher's settings and
+``FrameControls``); the ``setup`` metadata is parsed only to check that it still describes what this test builds.
+The per-frame stitch is the batched one on one row: both are checked against the official per-frame code.
 """
 
 import ast
@@ -11,10 +13,10 @@ import pytest
 import torch
 
 from ditto_core.models.stitching import StitchingNetwork
-from ditto_core.stitch import MotionStitcher, StitchConfig
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel
+from official_stitch import OfficialStitcher
 
 pytestmark = pytest.mark.golden
 
@@ -54,7 +56,7 @@ def _setup(golden, name):
     assert ast.literal_eval(g.meta["setup"]) == setup, f"{name}: golden setup {g.meta['setup']} is not what this test builds"
     assert g.meta.get("is_image") == "True"
     assert int(g.meta["delta_eye_open_n"]) == -1
-    cfg = StitchConfig(**setup, delta_eye_open_n=-1)
+    cfg = {**setup, "delta_eye_open_n": -1}
     source = {k[len("source_"):]: v for k, v in g.items() if k.startswith("source_")}
     net = apply_weight_rule(StitchingNetwork(), g.salt)
     n = g["motion"].shape[0]
@@ -65,7 +67,7 @@ def _setup(golden, name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_stitch_per_frame_matches_official(golden, name):
     g, cfg, source, net, ctrls = _setup(golden, name)
-    st = MotionStitcher(source, is_image=True, config=cfg, stitch_net=net)
+    st = OfficialStitcher(source, is_image=True, config=cfg, stitch_net=net)
     n = g["motion"].shape[0]
     xs, xd = [], []
     for i in range(n):
@@ -83,7 +85,7 @@ def test_stitch_per_frame_matches_official(golden, name):
 def test_stitch_batch_matches_official(golden, name):
     g, cfg, source, net, ctrls = _setup(golden, name)
     n = g["motion"].shape[0]
-    st = MotionStitcher(source, is_image=True, config=cfg, stitch_net=net)
+    st = OfficialStitcher(source, is_image=True, config=cfg, stitch_net=net)
     # two chunks, as a streaming caller would feed them; d0 and the d0-fade target come from the first
     k = 37
     xs, xd1 = st.stitch_batch(g["motion"][:k], 0, None if ctrls is None else ctrls[:k])

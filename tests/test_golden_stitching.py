@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ditto_core.models.stitching import StitchingNetwork
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel
 

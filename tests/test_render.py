@@ -14,8 +14,9 @@ from ditto_core.models.blocks import SPADE, conv3x3_nearest_up
 from ditto_core.models.dense_motion import large_kernel_convs_fft
 from ditto_core.models.spade_decoder import SPADEDecoder
 from ditto_core.models.warping import WarpingNetwork
-from ditto_core.render import Renderer, RendererConfig, autocast_context
-from ditto_core.weights import apply_weight_rule
+from ditto_core.render import BackendUnavailable, Renderer, RendererConfig, autocast_context, make_renderer, render_batch
+from ditto_core.render import renderer as render_module
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 SALT = "test-render"
 
@@ -158,14 +159,17 @@ def test_batched_equals_per_frame(nets):
     f_s, x_s, x_d = _small_inputs(2, seed=5)
     batched = Renderer(*nets, "cpu", RendererConfig("fp32", 2))
     single = Renderer(*nets, "cpu", RendererConfig("fp32", 1))
-    out_b = list(batched.render_all(f_s, x_s, x_d, source_index=lambda j: j))
-    out_s = list(single.render_all(f_s, x_s, x_d, source_index=lambda j: j))
-    assert [s for s, _ in out_b] == [0] and [s for s, _ in out_s] == [0, 1]
-    frames_b = out_b[0][1]
+    frames_b = render_batch(batched, f_s, x_s, x_d, [0, 1])  # output j uses source volume j
+    out_s = [render_batch(single, f_s, x_s[j : j + 1], x_d[j : j + 1], [j]) for j in range(2)]
     assert frames_b.shape == (2, 256, 256, 3) and frames_b.dtype == torch.float32
     assert float(frames_b.min()) >= 0 and float(frames_b.max()) <= 255
-    for j, (_, frame) in enumerate(out_s):
+    for j, frame in enumerate(out_s):
         assert rel_l2(frames_b[j : j + 1], frame) < 1e-5, f"frame {j}"
+    # one source frame for every output: its volume is broadcast
+    same = render_batch(batched, f_s, x_s[:1], x_d, [1, 1])
+    assert rel_l2(same[1], render_batch(single, f_s[1:], x_s[:1], x_d[1:], [0])[0]) < 1e-5
+    with pytest.raises(ValueError, match="source_frames"):
+        render_batch(batched, f_s, x_s, x_d, [0])
     assert rel_l2(frames_b[0], frames_b[1]) > 1e-2  # the two frames really differ
     with torch.inference_mode():
         images = batched.render_images(f_s, x_s, x_d)
@@ -179,8 +183,33 @@ def test_large_kernel_and_channels_last_options(nets):
     dec = apply_weight_rule(_TinyDecoder(), SALT).eval()
     base = Renderer(warp, dec, "cpu").render_images(f_s, x_s, x_d)
     direct = Renderer(warp, dec, "cpu", RendererConfig(large_kernel="direct")).render_images(f_s, x_s, x_d)
+    before = {k: (v.clone(), v.is_contiguous()) for k, v in dec.state_dict().items()}
     cl = Renderer(warp, dec, "cpu", RendererConfig(channels_last=True)).render_images(f_s, x_s, x_d)
     assert rel_l2(direct, base) < 1e-5 and rel_l2(cl, base) < 1e-5
+    # the shared decoder is never changed: the channels-last one is a converted copy
+    for k, v in dec.state_dict().items():
+        assert torch.equal(v, before[k][0]) and v.is_contiguous() == before[k][1], k
+
+
+def test_backend_registry_and_fallback(nets, caplog, monkeypatch):
+    """make_renderer builds a new renderer per call over the shared networks; a backend that cannot run here falls
+    back to PyTorch with one warning naming the reason; unknown names are refused."""
+    warp, dec = nets
+    a = make_renderer("pytorch", warp, dec, "cpu", RendererConfig("fp32", 3))
+    b = make_renderer("pytorch", warp, dec, "cpu", RendererConfig("fp32", 3))
+    assert type(a) is Renderer and a is not b and a.warp is warp and a.config.batch_size == 3
+
+    def unavailable(*args):
+        raise BackendUnavailable("no such accelerator here")
+
+    monkeypatch.setitem(render_module._FACTORIES, "pytorch-test", unavailable)
+    with caplog.at_level("WARNING", logger="ditto"):
+        r = make_renderer("pytorch-test", warp, dec, "cpu")
+    assert type(r) is Renderer
+    assert [m for m in caplog.messages if "unavailable" in m] == [
+        "pytorch-test renderer unavailable: no such accelerator here; using the PyTorch renderer"]
+    with pytest.raises(ValueError, match="backend"):
+        make_renderer("onnx", warp, dec, "cpu")
 
 
 # ----------------------------------------------------------------------------------------- precision

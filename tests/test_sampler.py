@@ -176,7 +176,7 @@ def test_offline_seeding_and_draw_order():
     model = _StubDiT()
     cond = _stub_cond(150)
     src = torch.randn(265, generator=torch.Generator().manual_seed(9))
-    cfg = Audio2MotionConfig(overlap_v2=10, sampling_timesteps=5)
+    cfg = Audio2MotionConfig(overlap=10, steps=5)
     n_win = count_windows_offline(150, cfg)
     assert n_win == 3
     a = sample_motion_offline(model, cond, src, cfg, generator=42)
@@ -197,7 +197,7 @@ def test_offline_progress_cancel_and_errors():
     model = _StubDiT()
     cond = _stub_cond(100)
     src = torch.zeros(265)
-    cfg = Audio2MotionConfig(overlap_v2=10, sampling_timesteps=3)
+    cfg = Audio2MotionConfig(overlap=10, steps=3)
     calls = []
     sample_motion_offline(model, cond, src, cfg, generator=0, progress=lambda d, t: calls.append((d, t)),
                           cancel=lambda: calls.append("c"))
@@ -223,8 +223,8 @@ def test_offline_progress_cancel_and_errors():
         sample_motion_offline(model, cond, src, cfg, x_inits=torch.zeros(1, 80, 265))
     with pytest.raises(ValueError, match="noises must be"):
         sample_motion_offline(model, cond, src, cfg, noises=torch.zeros(1, 80, 265))
-    with pytest.raises(ValueError, match="overlap_v2"):
-        Audio2MotionConfig(overlap_v2=80)
+    with pytest.raises(ValueError, match="overlap"):
+        Audio2MotionConfig(overlap=80)
     with pytest.raises(ValueError, match="eval mode"):
         sample_motion_offline(_StubDiT().train(), cond, src, cfg)
 
@@ -249,11 +249,11 @@ def test_smooth_motion_matches_loop():
 
 
 def test_chain_fuse_and_kp_cond_reset():
-    """Two windows fused by hand (overlap 10, smoothing off) and the fix_kp_cond reset."""
+    """Two windows fused by hand (overlap 10, smoothing off) and the kp_cond reset (official fix_kp_cond)."""
     rng = np.random.default_rng(1)
     p1, p2 = (rng.standard_normal((80, 265)).astype(np.float32) for _ in range(2))
     src = rng.standard_normal(265).astype(np.float32)
-    cfg = Audio2MotionConfig(overlap_v2=10, smo_k_d=1, fix_kp_cond=2, fix_kp_cond_dim=(0, 202))
+    cfg = Audio2MotionConfig(overlap=10, smoothing=1, kp_cond_reset=2, kp_cond_keep=(0, 202))
     ch = MotionChain(torch.from_numpy(src), cfg, online=False)
     ch.add(torch.from_numpy(p1))
     np.testing.assert_array_equal(ch.kp_cond.numpy(), p1[69])  # window 1 of 2: no reset, frame before next start
@@ -269,7 +269,7 @@ def test_chain_fuse_and_kp_cond_reset():
 def test_online_emission_schedule_with_stub():
     """Frame count and emission lag of the streaming path (prefill 70, hop 10, 5-frame chunks)."""
     model = _StubDiT()
-    cfg = Audio2MotionConfig(overlap_v2=70, sampling_timesteps=2, fix_kp_cond=1, fix_kp_cond_dim=(0, 202))
+    cfg = Audio2MotionConfig(overlap=70, steps=2, kp_cond_reset=1, kp_cond_keep=(0, 202))
 
     def conditions(feat, idx):
         return torch.cat([feat, torch.zeros(feat.shape[0], 79)], 1)
@@ -289,8 +289,8 @@ def test_online_emission_schedule_with_stub():
 
 def test_online_stream_equals_push_flush():
     model = _StubDiT()
-    cfg = Audio2MotionConfig.online_defaults(sampling_timesteps=2)
-    assert (cfg.overlap_v2, cfg.hop, cfg.fix_kp_cond, cfg.fix_kp_cond_dim) == (70, 10, 1, (0, 202))
+    cfg = Audio2MotionConfig.online(steps=2)
+    assert (cfg.overlap, cfg.hop, cfg.kp_cond_reset, cfg.kp_cond_keep) == (70, 10, 1, (0, 202))
     chunks = [torch.randn(5, 1024, generator=torch.Generator().manual_seed(i)) for i in range(9)]
 
     def conditions(feat, idx):

@@ -16,8 +16,9 @@ cv2 = pytest.importorskip("cv2")
 
 from conftest import golden_dir  # noqa: E402
 
-from ditto_core import layout, standins  # noqa: E402
-from ditto_core.synthetic import (  # noqa: E402
+from ditto_core import layout
+from ditto_core.testing import standins  # noqa: E402
+from ditto_core.testing.kit import (  # noqa: E402
     SyntheticKitError,
     blink_template,
     is_synthetic_kit,
@@ -340,7 +341,7 @@ def kit(synthetic_kit):
 
 
 def test_kit_layout_and_marker(kit):
-    for f in layout.RENDERER_FILES + layout.AUX_FILES + layout.CONFIG_FILES:
+    for f in layout.NETWORK_FILES + layout.AUX_FILES + layout.CONFIG_FILES:
         if f.required or f.role == "config":
             assert (kit / f.release_path).is_file(), f.release_path
     assert is_synthetic_kit(kit)
@@ -353,7 +354,7 @@ def _seed(salt: str, key: str) -> int:
 
 
 def test_kit_checkpoints_official_formats(kit):
-    from ditto_core.synthetic import _model_classes
+    from ditto_core.testing.kit import _model_classes
 
     classes = _model_classes()
     models_dir = kit / "ditto_pytorch" / "models"

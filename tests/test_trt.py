@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ditto_core import trt as dtrt
-from ditto_core.export import decompose_grid_sample_3d
 from ditto_core.models.stitching import StitchingNetwork
-from ditto_core.render import Renderer, RendererConfig
-from ditto_core.trt import (
+from ditto_core.render import Renderer, RendererConfig, make_renderer, render_batch
+from ditto_core.render import tensorrt as dtrt
+from ditto_core.render.export import decompose_grid_sample_3d
+from ditto_core.render.tensorrt import (
     EngineKey,
     TensorRTConfig,
     TensorRTEngine,
@@ -38,12 +38,11 @@ from ditto_core.trt import (
     default_cache_dir,
     engine_key,
     ensure_engine,
-    make_renderer,
     mark_fp32_layers,
     tensorrt_available,
     weights_digest,
 )
-from ditto_core.weights import apply_weight_rule
+from ditto_core.testing.weight_rule import apply_weight_rule
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
 
@@ -279,12 +278,12 @@ def no_cuda_stream(monkeypatch):
 # ----------------------------------------------------------------------------------------------- availability
 
 
-def _fake_models(device: str = "cpu", precision: str = "fp32", models_dir: Path = Path("/nonexistent")):
+def _tensorrt(precision: str = "fp32", batch_size: int = 4, trt_config: TensorRTConfig | None = None):
+    """The "tensorrt" backend through the registry, over tiny networks on the CPU."""
     warp, decoder = _TinyWarp(), _TinyDecoder()
-    return SimpleNamespace(
-        device=torch.device(device), precision=precision, models_dir=models_dir, warp=warp, decoder=decoder,
-        pytorch_renderer=lambda b: Renderer(warp, decoder, "cpu", RendererConfig(precision, b)),
-    )
+    if trt_config is not None:
+        return dtrt.tensorrt_renderer(warp, decoder, "cpu", RendererConfig(precision, batch_size), None, trt_config)
+    return make_renderer("tensorrt", warp, decoder, "cpu", RendererConfig(precision, batch_size), Path("/nonexistent"))
 
 
 def test_available_needs_a_cuda_device():
@@ -321,9 +320,8 @@ def test_available_import_failures(monkeypatch):
 
 
 def test_make_renderer_falls_back_with_one_warning(caplog, monkeypatch):
-    models = _fake_models()
     with caplog.at_level(logging.WARNING, logger="ditto"):
-        r = make_renderer(models, "tensorrt", batch_size=3)
+        r = _tensorrt(batch_size=3)
     assert type(r) is Renderer and r.config.batch_size == 3
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.WARNING]
     assert len(warnings) == 1
@@ -336,28 +334,28 @@ def test_make_renderer_falls_back_with_one_warning(caplog, monkeypatch):
     def fail(*a, **k):
         raise TensorRTError("TensorRT could not parse decoder.onnx: boom")
 
-    monkeypatch.setattr(TensorRTRenderer, "from_models", classmethod(lambda cls, *a, **k: fail()))
+    monkeypatch.setattr(TensorRTRenderer, "from_networks", classmethod(lambda cls, *a, **k: fail()))
     with caplog.at_level(logging.WARNING, logger="ditto"):
-        r = make_renderer(models, "tensorrt", batch_size=2)
+        r = _tensorrt(batch_size=2)
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.WARNING]
     assert type(r) is Renderer and warnings == [
         "TensorRT renderer unavailable: TensorRT could not parse decoder.onnx: boom; using the PyTorch renderer"]
 
 
 def test_make_renderer_arguments(caplog):
-    models = _fake_models()
+    warp, dec = _TinyWarp(), _TinyDecoder()
     with caplog.at_level(logging.WARNING, logger="ditto"):
-        assert type(make_renderer(models, "pytorch", 2)) is Renderer
+        assert type(make_renderer("pytorch", warp, dec, "cpu", RendererConfig("fp32", 2))) is Renderer
     assert not caplog.records
     with pytest.raises(ValueError, match="backend"):
-        make_renderer(models, "onnx")
+        make_renderer("onnx", warp, dec)
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="batch_size"):
-            make_renderer(models, "tensorrt", bad)
+            _tensorrt(batch_size=bad)
     with pytest.raises(ValueError, match="warp"):
-        make_renderer(models, "tensorrt", 2, TensorRTConfig(warp="onnx"))
+        _tensorrt(trt_config=TensorRTConfig(warp="onnx"))
     with pytest.raises(ValueError, match="precision"):
-        make_renderer(models, "tensorrt", 2, TensorRTConfig(precision="bf16"))
+        _tensorrt(trt_config=TensorRTConfig(precision="bf16"))
 
 
 # ------------------------------------------------------------------------------------------------- cache key
@@ -615,8 +613,8 @@ def test_engine_binds_inputs_and_outputs_by_name(tmp_path, no_cuda_stream):
 
 @pytest.mark.parametrize("warp_in_trt", [False, True])
 def test_renderer_equals_pytorch_renderer(tmp_path, no_cuda_stream, warp_in_trt):
-    """Same frames as the PyTorch Renderer through render_all (one source volume, per-frame x_s, a last short
-    batch), and render() of more frames than the engines' batch splits them."""
+    """Same frames as the PyTorch Renderer batch by batch (two source volumes, per-frame x_s, a last short batch),
+    and render() of more frames than the engines' batch splits them."""
     trt = FakeTRT()
     warp, dec = _TinyWarp(), _TinyDecoder()
     _register(trt, dec, warp)
@@ -632,10 +630,11 @@ def test_renderer_equals_pytorch_renderer(tmp_path, no_cuda_stream, warp_in_trt)
     f_s = torch.randn(2, 2, 2, 4, 4, generator=g)
     x_s = torch.randn(7, 21, 3, generator=g)
     x_d = torch.randn(7, 21, 3, generator=g)
-    got = list(r_trt.render_all(f_s, x_s, x_d, source_index=lambda i: i % 2))
-    ref = list(r_pt.render_all(f_s, x_s, x_d, source_index=lambda i: i % 2))
-    assert [s for s, _ in got] == [s for s, _ in ref] == [0, 3, 6]
-    for (_, a), (_, b) in zip(got, ref):
+    batches = [list(range(i, min(i + 3, 7))) for i in range(0, 7, 3)]
+    got = [render_batch(r_trt, f_s, x_s[b], x_d[b], [i % 2 for i in b]) for b in batches]
+    ref = [render_batch(r_pt, f_s, x_s[b], x_d[b], [i % 2 for i in b]) for b in batches]
+    assert [len(a) for a in got] == [3, 3, 1]
+    for a, b in zip(got, ref):
         assert a.shape == b.shape and a.shape[1:] == (8, 8, 3)
         assert torch.allclose(a, b, atol=1e-4)
     big = r_trt.render(f_s[:1], x_s[:1], x_d)  # 7 frames > batch 3
@@ -654,7 +653,7 @@ def test_renderer_needs_a_warp(tmp_path, no_cuda_stream):
 def test_ensure_engine_warp_is_decomposed_at_opset_20(tmp_path, monkeypatch):
     """The warp engine is built from the decomposed export at opset >= 20 (recorded, not run: the full warp export
     is covered by test_export)."""
-    import ditto_core.export as export
+    import ditto_core.render.export as export
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "GPU")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
@@ -681,11 +680,12 @@ def test_make_renderer_engine_precision_follows_the_models(monkeypatch, precisio
     seen = []
     monkeypatch.setattr(dtrt, "tensorrt_available", lambda device=None: (True, "TensorRT 10.7.0 on a GPU"))
 
-    def record(cls, models, batch_size, trt_config):
-        seen.append((batch_size, trt_config))
+    def record(cls, warp, decoder, device, config, cache_dir, trt_config):
+        seen.append((config.batch_size, cache_dir, trt_config))
         return "the TensorRT renderer"
 
-    monkeypatch.setattr(TensorRTRenderer, "from_models", classmethod(record))
-    assert make_renderer(_fake_models(precision=precision), "tensorrt", 5) == "the TensorRT renderer"
-    (batch, cfg), = seen
+    monkeypatch.setattr(TensorRTRenderer, "from_networks", classmethod(record))
+    assert _tensorrt(precision=precision, batch_size=5) == "the TensorRT renderer"
+    (batch, cache_dir, cfg), = seen
     assert batch == 5 and cfg.precision == engine_precision and cfg.warp == "pytorch"
+    assert cache_dir == Path("/nonexistent") / "trt_engines"  # engines are kept beside the models
