@@ -26,7 +26,7 @@ Rows (each with its target, and OK / MISS / n/a):
 On a non-CUDA device every CUDA-only row (CUDA graphs, fp16) is reported as skipped with the reason, and the
 timings use the wall clock instead of CUDA events. ``--time-budget`` (seconds from the start, 420 by default) skips
 the rows that would start after it, with a note; the render rows run last, so the budget cuts them first.
-``--tiny`` is the CPU test mode: a 256 px portrait, a 0.2 s clip, batch 1, fp32 only, 1 DDIM step, no warm-up, one
+``--tiny`` is the CPU test mode: a 256 px portrait, a 0.08 s clip (2 frames), batch 1, fp32 only, 1 DDIM step, no warm-up, one
 repeat. ``--json PATH`` writes the figures (schema ``ditto-gpu-check/1``). The exit status is 0 when targets are
 missed (the script measures, it does not judge); 1 only when a row raised an error.
 """
@@ -138,9 +138,9 @@ class GpuCheckOptions:
             raise ValueError(f"models: {self.models} is not a folder")
 
     def tiny_settings(self) -> GpuCheckOptions:
-        """These options in the CPU test mode (``--tiny``): 256 px, 0.2 s, batch 1, fp32, 1 step, 1 repeat, no
+        """These options in the CPU test mode (``--tiny``): 256 px, 0.08 s (2 frames), batch 1, fp32, 1 step, 1 repeat, no
         warm-up, one frame per render run."""
-        return replace(self, tiny=True, size=256, seconds=0.2, batches=(1,), precisions=("fp32",), dit_steps=1,
+        return replace(self, tiny=True, size=256, seconds=0.08, batches=(1,), precisions=("fp32",), dit_steps=1,
                        job_steps=1, warmup=0, repeats=1, render_frames=1)
 
 
@@ -148,47 +148,35 @@ class GpuCheckOptions:
 
 
 class GraphedGuidedDenoiser:
-    """One guided denoise step of one 80-frame window as a CUDA graph: ``den(x, t)`` (a ``ddim_sample`` denoise
-    function) copies ``x`` into a static buffer, fills the static step, replays the graph and returns a copy of the
-    output. :meth:`set_window` copies another window's conditions into the static condition buffers.
-
-    Captured as :class:`ditto_core.render.renderer._GraphedCall` does it: ``warmup`` runs on a side stream first,
-    then one capture. Build and call it under ``torch.inference_mode()``."""
+    """One guided denoise step of one 80-frame window as a CUDA graph (:class:`ditto_core.render.CudaGraphCall`, the
+    renderer's capture): ``den(x, t)`` (a ``ddim_sample`` denoise function) copies ``x`` and the step into the graph's
+    static buffers, replays it and returns a copy of the output; :meth:`set_window` gives it another window's
+    conditions. The captured step is the library's batched ``MotionDecoder.guided``, which reads nothing back from
+    the device. Build and call it under ``torch.inference_mode()``."""
 
     def __init__(self, model: torch.nn.Module, kp_cond: torch.Tensor, cond: torch.Tensor, guidance: float,
                  warmup: int = 2) -> None:
+        from ditto_core.render import CudaGraphCall
+
         p = next(model.parameters())
         device, dtype = p.device, p.dtype
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, the DiT is on {device}")
-        self.cond_frame = kp_cond.to(device, dtype).reshape(1, -1).clone()
-        self.cond = cond.to(device, dtype)[None].clone()
-        self.x = torch.zeros(1, *cond.shape[:1], self.cond_frame.shape[1], device=device, dtype=dtype)
-        self.t = torch.zeros(1, dtype=torch.long, device=device)
-
-        def step() -> torch.Tensor:
-            # the library's batched guided step reads nothing back from the device: a graph can capture it
-            return model.guided(self.x, self.cond_frame, self.cond, self.t, float(guidance), batched=True)
-
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(warmup):
-                step()
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.out = step()
+        self.cond_frame = kp_cond.to(device, dtype).reshape(1, -1)
+        self.cond = cond.to(device, dtype)[None]
+        x = torch.zeros(1, cond.shape[0], self.cond_frame.shape[1], device=device, dtype=dtype)
+        t = torch.zeros(1, dtype=torch.long, device=device)
+        g = float(guidance)
+        self.call = CudaGraphCall(lambda x, t, cf, c: model.guided(x, cf, c, t, g, batched=True),
+                                  (x, t, self.cond_frame, self.cond), warmup)
+        self.t = t
 
     def set_window(self, kp_cond: torch.Tensor, cond: torch.Tensor) -> None:
-        self.cond_frame.copy_(kp_cond.reshape(1, -1))
-        self.cond.copy_(cond[None])
+        self.cond_frame = kp_cond.to(self.cond_frame.device, self.cond_frame.dtype).reshape(1, -1)
+        self.cond = cond.to(self.cond.device, self.cond.dtype)[None]
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        self.x.copy_(x)
-        self.t.fill_(int(t))
-        self.graph.replay()
-        return self.out.clone()
+        return self.call(x, self.t.fill_(int(t)), self.cond_frame, self.cond)
 
 
 def device_schedule(device: torch.device) -> Any:
@@ -395,23 +383,23 @@ def _run_rows(opts: GpuCheckOptions, models: Any, tmp: Path, start: float, say: 
 
 
 def _render_row(opts: GpuCheckOptions, models: Any, src: Any, kp: Any, row: dict[str, Any], say: LogFn) -> None:
-    from ditto_core.render import Compositor, RendererConfig
+    from ditto_core.render import RendererConfig
+    from ditto_core.runtime import FrameRenderer
 
     p = row["params"]
     prec, b, graphs = p["precision"], p["batch"], p["cuda_graphs"]
     dev = models.device
     say(row["name"])
-    renderer = models.new_renderer(config=RendererConfig(prec, b, cuda_graphs=graphs))
-    compositor = Compositor(src.frames, src.M_c2o, "full", dev)
+    # what both modes run per batch: warp + decode, then the device paste-back (one transfer per batch)
+    frames = FrameRenderer(src, models.new_renderer(config=RendererConfig(prec, b, cuda_graphs=graphs)), "full")
     nb = max(1, math.ceil(opts.render_frames / b))
     total = nb * b
     x_d = kp.x_d[[i % kp.count for i in range(total)]]
-    f_s1, x_s1 = src.f_s[:1], kp.x_s[:1]
+    x_s1 = kp.x_s[:1]
 
     def run() -> None:
         for k in range(nb):
-            renders = renderer.render(f_s1, x_s1, x_d[k * b : (k + 1) * b])
-            compositor.compose(renders, [0] * b)
+            frames.render(list(range(k * b, (k + 1) * b)), x_s1, x_d[k * b : (k + 1) * b])
 
     warm = max(opts.warmup, 1) if graphs else opts.warmup  # a graph is captured on the first call
     samples, timer = measure(run, dev, opts.repeats, warm, cuda_events=False)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ._util import mirror_index
-from .motion.controls import ClipSettings, FrameControls, exp_amplitude
+from .motion.controls import ClipSettings, FrameControls, exp_amplitude, scale_deviation
 from .motion.vector import (
     EYE_KPS,
     LIP_KPS,
@@ -446,8 +446,7 @@ class MotionStitcher:
             else:
                 if amp is not None:
                     assert self._ref is not None
-                    ref = self._ref[k]
-                    v = torch.where(amp == 1, v, ref + (v - ref) * amp)
+                    v = scale_deviation(v, self._ref[k], amp)
                 if weights is not None:
                     v = v * weights[k]
             out[k] = v

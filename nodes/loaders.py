@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ditto_core.render import BACKENDS, PRECISIONS
-from ditto_core.runtime.models import DEVICES
+from ditto_core.devices import DEVICES
+from ditto_core.render.renderer import BACKENDS, PRECISIONS
 
 from .types import (
     CATEGORY_LOADERS,

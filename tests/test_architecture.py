@@ -124,7 +124,7 @@ def test_enums_have_one_home():
     from ditto_core.face.detect import FACE_ORDERS
     from ditto_core.motion import GAZE_FIX_MODES
     from ditto_core.render import BACKENDS, OUTPUTS, PRECISIONS
-    from ditto_core.runtime.models import DEVICES
+    from ditto_core.devices import DEVICES
 
     values = {"EMOTION_LABELS": EMOTION_LABELS, "FACE_ORDERS": FACE_ORDERS, "GAZE_FIX_MODES": GAZE_FIX_MODES,
               "BACKENDS": BACKENDS, "OUTPUTS": OUTPUTS, "PRECISIONS": PRECISIONS, "DEVICES": DEVICES}
@@ -147,5 +147,21 @@ def test_enums_have_one_home():
                         # only the defining module may spell the tuple out
                         home = {"EMOTION_LABELS": "conditions.py", "FACE_ORDERS": "detect.py",
                                 "GAZE_FIX_MODES": "edit.py", "BACKENDS": "renderer.py", "OUTPUTS": "compositor.py",
-                                "PRECISIONS": "renderer.py", "DEVICES": "models.py"}[name]
+                                "PRECISIONS": "renderer.py", "DEVICES": "devices.py"}[name]
                         assert path.name == home and "ditto_core" in path.parts, f"{path}:{node.lineno} repeats {name}"
+
+
+def test_importing_the_node_pack_imports_no_pipeline():
+    """ComfyUI imports every pack at start-up: the nodes import only light parts of the library (choice lists, the
+    motion curves) at import time; the runtime, the stages, onnxruntime and the hub client load when a node runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import nodes; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'huggingface_hub') or "
+            "m.startswith(('ditto_core.runtime', 'ditto_core.stitch', 'ditto_core.audio2motion', "
+            "'ditto_core.source', 'ditto_core.hub', 'ditto_core.checkpoints'))); "
+            "print(len(nodes.NODE_CLASS_MAPPINGS), heavy)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(maxsplit=1) == ["8", "[]\n"]

@@ -249,8 +249,7 @@ class MotionDecoder(nn.Module):
         b, n = x.shape[:2]
         if not bool(keep.all()) and n != self.seq_len:
             raise ValueError(f"a dropped cond needs T = {self.seq_len} (the null embedding's length), got {n}")
-        h = self.input_projection(torch.cat([x, cond_frame[:, None, :].expand(b, n, -1)], dim=-1))
-
+        h = self._embed(x, cond_frame)
         null_tokens = self.null_cond_embed.to(h.dtype).expand(b, -1, -1)
         null_hidden = self.null_cond_hidden.to(h.dtype).expand(b, -1)
         if bool(keep.all()):
@@ -264,12 +263,19 @@ class MotionDecoder(nn.Module):
             tokens[keep] = kept
             cond_hidden = null_hidden.clone()
             cond_hidden[keep] = self.non_attn_cond_projection(kept.mean(dim=-2))
+        return self._denoise(h, tokens, cond_hidden, times)
 
+    def _embed(self, x: torch.Tensor, cond_frame: torch.Tensor) -> torch.Tensor:
+        """The input tokens: each frame of x (B, T, 265) beside the condition frame (B, 265) -> (B, T, latent)."""
+        b, n = x.shape[:2]
+        return self.input_projection(torch.cat([x, cond_frame[:, None, :].expand(b, n, -1)], dim=-1))
+
+    def _denoise(self, h: torch.Tensor, tokens: torch.Tensor, cond_hidden: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """The decoder over the input tokens ``h`` with the cond ``tokens``, ``cond_hidden`` and the timesteps."""
         t_hidden = self.time_mlp(times)
         t = self.to_time_cond(t_hidden) + cond_hidden
         memory = self.norm_cond(torch.cat((tokens, self.to_time_tokens(t_hidden)), dim=-2))
-        out = self.seqTransDecoder(h, memory, t)
-        return self.final_layer(out)
+        return self.final_layer(self.seqTransDecoder(h, memory, t))
 
     def forward(
         self,
@@ -297,16 +303,12 @@ class MotionDecoder(nn.Module):
         b, n = x.shape[:2]
         if n != self.seq_len:
             raise ValueError(f"guidance needs T = {self.seq_len} (the null embedding's length), got {n}")
-        x2, cf2 = torch.cat([x, x]), torch.cat([cond_frame, cond_frame])
-        h = self.input_projection(torch.cat([x2, cf2[:, None, :].expand(2 * b, n, -1)], dim=-1))
+        h = self._embed(torch.cat([x, x]), torch.cat([cond_frame, cond_frame]))
         kept = self.cond_encoder(self.cond_projection(cond))
         tokens = torch.cat([kept, self.null_cond_embed.to(h.dtype).expand(b, -1, -1)])
         cond_hidden = torch.cat([self.non_attn_cond_projection(kept.mean(dim=-2)),
                                  self.null_cond_hidden.to(h.dtype).expand(b, -1)])
-        t_hidden = self.time_mlp(torch.cat([times, times]))
-        t = self.to_time_cond(t_hidden) + cond_hidden
-        memory = self.norm_cond(torch.cat((tokens, self.to_time_tokens(t_hidden)), dim=-2))
-        out = self.final_layer(self.seqTransDecoder(h, memory, t))
+        out = self._denoise(h, tokens, cond_hidden, torch.cat([times, times]))
         return out[:b], out[b:]
 
     def guided(

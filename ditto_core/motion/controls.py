@@ -43,7 +43,7 @@ import torch
 
 from .vector import LIP_DIMS, MOTION_KEYS, NUM_KP
 
-__all__ = ["ClipControls", "ClipSettings", "FrameControls", "exp_amplitude"]
+__all__ = ["ClipControls", "ClipSettings", "FrameControls", "exp_amplitude", "fade_ramp", "scale_deviation"]
 
 #: fields where NaN marks an absent control
 _NAN_ABSENT = ("delta_pitch", "delta_yaw", "delta_roll", "alpha_pitch", "alpha_yaw", "alpha_roll", "fade_alpha",
@@ -187,6 +187,31 @@ def _present(x: torch.Tensor | None, fill: float) -> tuple[torch.Tensor, torch.T
     return on, _nan_to(x, fill)
 
 
+def scale_deviation(x: torch.Tensor, ref: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``ref + (x - ref) * factor`` (an amplitude: the deviation from the reference frame scaled), exactly ``x``
+    where ``factor`` is 1 (so an unscaled value stays bit-identical)."""
+    return torch.where(factor == 1, x, ref + (x - ref) * factor)
+
+
+def fade_ramp(frames: torch.Tensor, start: int, end: int | None, fade_in: int, fade_out: int) -> torch.Tensor:
+    """Fade alphas ``(k,)`` float64 of frame indices ``frames`` for a fade over ``[start, end)`` (``end`` None: no
+    end, as a stream), the official ``setup_Nd`` ramps measured from the range's ends: frame ``i`` in the first
+    ``fade_in`` frames gets ``(i - start) / fade_in``; the last ``fade_out + 1`` frames ramp from 1 down to 0 (the
+    smaller of both where they overlap); 1 elsewhere."""
+    i = frames.double()
+    a = torch.ones_like(i)
+    inside = i >= start if end is None else (i >= start) & (i < end)
+    if fade_in > 0:
+        a = torch.where(inside & (i < start + fade_in), (i - start) / fade_in, a)
+    if fade_out > 0:
+        if end is None:
+            raise ValueError("fade_out needs the clip's length; a stream does not know where the audio ends")
+        ss, ee = end - fade_out - 1, end - 1
+        ramp = ((ee - i) / (ee - ss)).clamp(min=0)
+        a = torch.where(inside & (i >= max(ss, start)), torch.minimum(a, ramp), a)
+    return a
+
+
 def exp_amplitude(controls: FrameControls) -> torch.Tensor | None:
     """``(N, 63)`` factor on the expression's deviation from the reference frame: ``expression`` everywhere times
     ``mouth_amplitude`` on the lip dims; None when both are unset."""
@@ -309,16 +334,7 @@ class ClipControls:
         if self.mouth != 1:
             kw["mouth_amplitude"] = torch.full((n,), self.mouth)
         if self.fades:
-            i = torch.arange(start, start + n, dtype=torch.float64)
-            a = torch.ones(n, dtype=torch.float64)
-            if self.fade_in:
-                a = torch.where(i < self.fade_in, i / self.fade_in, a)
-            if self.fade_out:
-                assert total is not None
-                ss, ee = total - self.fade_out - 1, total - 1
-                ramp = ((ee - i) / max(ee - ss, 1)).clamp(min=0)
-                a = torch.where((i >= max(ss, 0)) & (i < total), torch.minimum(a, ramp), a)
-            a = a.float()
+            a = fade_ramp(torch.arange(start, start + n), 0, total, self.fade_in, self.fade_out).float()
             if bool((a != 1).any()):
                 kw["fade_alpha"] = torch.where(a == 1, torch.full_like(a, float("nan")), a)
         return FrameControls(n, **kw)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .controls import exp_amplitude
+from .controls import exp_amplitude, scale_deviation
 from .track import Motion
 from .vector import EXP, HEAD_DIMS, LIP_DIMS, PITCH, ROLL, YAW, bins_to_degrees
 
@@ -23,11 +23,10 @@ def shaped_motion(motion: Motion) -> torch.Tensor:
     controls = motion.frame_controls()
     out = m.clone()
     if controls.head_amplitude is not None:
-        a = controls.head_amplitude[:, None]
-        out[:, HEAD_DIMS] = torch.where(a == 1, m[:, HEAD_DIMS], ref[:, HEAD_DIMS] + (m[:, HEAD_DIMS] - ref[:, HEAD_DIMS]) * a)
+        out[:, HEAD_DIMS] = scale_deviation(m[:, HEAD_DIMS], ref[:, HEAD_DIMS], controls.head_amplitude[:, None])
     w = exp_amplitude(controls)
     if w is not None:
-        out[:, EXP] = torch.where(w == 1, m[:, EXP], ref[:, EXP] + (m[:, EXP] - ref[:, EXP]) * w)
+        out[:, EXP] = scale_deviation(m[:, EXP], ref[:, EXP], w)
     return out
 
 

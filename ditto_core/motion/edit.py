@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from .._util import moving_average
+from .controls import fade_ramp
 from .track import EditRange, Motion
 from .vector import POSE_DIMS
 
@@ -200,19 +201,6 @@ def _silence_mask(vad: torch.Tensor, threshold: float, width: int = 5) -> torch.
     return moving_average((vad < threshold).double(), width).float()
 
 
-def _fade_ramp(n: int, start: int, end: int, fade_in: int, fade_out: int) -> torch.Tensor:
-    """(N,) fade alpha inside ``[start, end)``: the official ``setup_Nd`` ramps measured from the range's ends."""
-    a = torch.ones(n, dtype=torch.float64)
-    if fade_in > 0:
-        for i in range(start, min(start + fade_in, end)):
-            a[i] = (i - start) / fade_in
-    if fade_out > 0:
-        ss, ee = end - fade_out - 1, end - 1
-        for i in range(max(ss, start), end):
-            a[i] = min(a[i].item(), max((ee - i) / (ee - ss), 0.0))
-    return a.float()
-
-
 def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     """A new Motion with ``options`` applied on top of ``motion`` (which is not changed). See the module doc."""
     if not isinstance(motion, Motion):
@@ -235,7 +223,8 @@ def apply_edit(motion: Motion, options: EditOptions) -> Motion:
         silent = _silence_mask(motion.vad, options.silence_threshold)
         changes["vad_alpha"] = (motion.vad_alpha * (1 - w * options.relax_on_silence * silent)).clamp(0, 1)
     if options.fade_in > 0 or options.fade_out > 0:
-        changes["fade_alpha"] = motion.fade_alpha * _fade_ramp(n, s, e, options.fade_in, options.fade_out)
+        ramp = fade_ramp(torch.arange(n), s, e, options.fade_in, options.fade_out).float()
+        changes["fade_alpha"] = motion.fade_alpha * ramp
     if options.smoothing > 1:
         sm = smooth_pose(motion.motion, options.smoothing)
         changes["motion"] = motion.motion + w[:, None] * (sm - motion.motion)

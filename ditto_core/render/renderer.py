@@ -39,6 +39,7 @@ __all__ = [
     "LARGE_KERNEL_MODES",
     "PRECISIONS",
     "BackendUnavailable",
+    "CudaGraphCall",
     "Renderer",
     "RendererConfig",
     "RendererFactory",
@@ -100,9 +101,11 @@ class RendererConfig:
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
 
 
-class _GraphedCall:
-    """One CUDA graph of ``fn(f_s, x_s, x_d)`` for fixed input shapes: inputs are copied into static buffers and
-    the graph replayed; the output is cloned out of the graph's memory."""
+class CudaGraphCall:
+    """One CUDA graph of ``fn(*args)`` for fixed input shapes: inputs are copied into static buffers and the graph
+    replayed; the output is cloned out of the graph's memory. ``warmup`` calls run on a side stream first. The
+    capture is thread-local (``capture_error_mode="thread_local"``): another thread of the process may use the GPU
+    meanwhile, as a streaming session's motion thread does while its render thread captures."""
 
     def __init__(self, fn: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...], warmup: int = 2):
         device = args[0].device
@@ -114,7 +117,7 @@ class _GraphedCall:
                 fn(*self.static)
         torch.cuda.current_stream(device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.out = fn(*self.static)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
@@ -144,7 +147,7 @@ class Renderer:
             raise ValueError(f"cuda_graphs needs a CUDA device, got {self.device}")
         self._decoder_cl: nn.Module | None = None
         self._compiled: dict[str, Any] = {}
-        self._graphs: dict[tuple, _GraphedCall] = {}
+        self._graphs: dict[tuple, CudaGraphCall] = {}
         self._prepared = False
 
     def _prepare(self) -> None:
@@ -194,7 +197,7 @@ class Renderer:
             return self._images(f_s, x_s, x_d)
         key = (tuple(f_s.shape), tuple(x_s.shape), tuple(x_d.shape))
         if key not in self._graphs:
-            self._graphs[key] = _GraphedCall(self._images, (f_s, x_s, x_d))
+            self._graphs[key] = CudaGraphCall(self._images, (f_s, x_s, x_d))
         return self._graphs[key](f_s, x_s, x_d)
 
     @torch.inference_mode()

@@ -510,7 +510,7 @@ def ensure_engine(
 class TensorRTRenderer(Renderer):
     """:class:`ditto_core.render.Renderer` with the decoder (and optionally the warp) as TensorRT engines.
 
-    Same interface: ``render(f_s, x_s, x_d)`` -> ``(B, 512, 512, 3)`` float32 in [0, 255]; ``render_all``;
+    Same interface: ``render(f_s, x_s, x_d)`` -> ``(B, 512, 512, 3)`` float32 in [0, 255];
     ``config`` (:class:`RendererConfig`: ``precision`` is the autocast of a PyTorch warp, ``batch_size`` the
     frames per call, which is also the engines' largest batch). ``trt_config`` holds the TensorRT settings.
     """

@@ -18,6 +18,7 @@ from ..audio2motion import Audio2MotionConfig
 from ..checkpoints import find_model_file, load_model
 from ..conditions import Emotion
 from ..config import DittoDefaults, load_config
+from ..devices import DEVICES, ort_device, resolve_device
 from ..face import FaceModels
 from ..hub import ensure_models
 from ..render.renderer import (
@@ -33,38 +34,8 @@ __all__ = ["DEVICES", "EYE_BACKENDS", "DittoModels", "release_defaults", "resolv
 
 log = logging.getLogger("ditto")
 
-#: device names a user may give ("auto": CUDA, else Apple MPS, else the CPU)
-DEVICES = ("auto", "cuda", "cpu", "mps")
 #: the 478-point face mesh of the eye features: the release's ONNX pair, or mediapipe's task file
 EYE_BACKENDS = ("onnx", "mediapipe")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else mps, else cpu; other names are checked to be usable."""
-    name = str(device)
-    mps = getattr(torch.backends, "mps", None)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device {name!r}: expected one of {DEVICES} (or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: CUDA is not available in this PyTorch build or on this machine")
-    if dev.type == "mps" and not (mps is not None and mps.is_available()):
-        raise ValueError(f"device {name!r}: Apple MPS is not available on this machine")
-    return dev
-
-
-def _ort_device(device: torch.device) -> str:
-    """The onnxruntime device string for the aux models (CoreML/MPS has no ORT equivalent here: CPU)."""
-    if device.type == "cuda":
-        return f"cuda:{device.index or 0}"
-    return "cpu"
 
 
 def release_defaults(d: DittoDefaults) -> ReleaseDefaults:
@@ -157,7 +128,7 @@ class DittoModels:
                 "Use the official checkpoints for real results.", root, layout.SYNTHETIC_MARKER,
             )
         nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
-        ort = _ort_device(dev)
+        ort = ort_device(dev)
         face = FaceModels.from_paths(
             detector=files["face_detector"],
             landmark106=files["landmark106"],
