@@ -29,6 +29,7 @@ import numpy as np
 
 from ._util import CancelFn, ProgressFn
 from .onnx_utils import OnnxModel
+from .errors import InputError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -57,7 +58,7 @@ HUBERT_DIM = 1024
 SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) counts as silence
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio input that cannot be used; the message names the input and what was expected."""
 
 

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import layout
+from .errors import DittoError
 
 __all__ = [
     "CheckpointError",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(Exception):
+class CheckpointError(DittoError):
     """A checkpoint file is missing, unreadable, of another model, or does not fit its network."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from . import layout
 from .conditions import COND_DIM
 from .motion.vector import MOTION_DIM
+from .errors import DittoError
 
 __all__ = [
     "ConfigError",
@@ -47,7 +48,7 @@ AUDIO_FEAT_DIM = COND_DIM
 SEQ_FRAMES = 80
 
 
-class ConfigError(Exception):
+class ConfigError(DittoError):
     """The config pickle is missing, unreadable, unsafe (a forbidden global) or not Ditto's structure."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import layout
 from .checkpoints import find_model_file
 from .layout import HUB_REPO_ID, ReleaseFile
+from .errors import DittoError
 
 __all__ = [
     "MissingModelsError",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class MissingModelsError(Exception):
+class MissingModelsError(DittoError):
     """Some model files are not in the models folder and could not be downloaded.
 
     ``missing`` holds the :class:`~ditto_core.layout.ReleaseFile` entries, ``models_dir`` the folder.

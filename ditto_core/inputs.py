@@ -7,11 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from .errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif"}
 
 
-class SourceReadError(ValueError):
+class SourceReadError(InputError):
     """A source image or video that cannot be read."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from .errors import DittoError
 
 __all__ = ["OnnxModelError", "providers_for_device", "open_session", "OnnxModel", "shape_matches"]
 
@@ -41,7 +42,7 @@ _ORT_DTYPES: dict[str, Any] = {
 }
 
 
-class OnnxModelError(RuntimeError):
+class OnnxModelError(DittoError, RuntimeError):
     """An ONNX model file could not be opened or was called with inputs it does not accept."""
 
 

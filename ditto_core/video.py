@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; annotations are strings here
     from typing_extensions import Self
 
 import numpy as np
+from .errors import DittoError
 
 __all__ = ["BackgroundWriter", "VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
 
@@ -39,7 +40,7 @@ H264_ENCODERS: tuple[str, ...] = ("libx264", "libopenh264", "h264_videotoolbox",
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 
-class VideoWriterError(RuntimeError):
+class VideoWriterError(DittoError, RuntimeError):
     """The writer cannot do what was asked (no H.264 encoder, write after close, ...)."""
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..onnx_utils import OnnxModel
+from ..errors import InputError
 
 __all__ = [
     "NoFaceError",
@@ -46,11 +47,11 @@ FaceOrder = Literal["size", "left_to_right", "score"]
 FACE_ORDERS: tuple[str, ...] = ("size", "left_to_right", "score")
 
 
-class NoFaceError(ValueError):
+class NoFaceError(InputError):
     """No usable face was found in an image."""
 
 
-class FaceTooSmallError(ValueError):
+class FaceTooSmallError(InputError):
     """Faces were found, but all of them are smaller than the minimum face size."""
 
 

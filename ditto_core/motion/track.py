@@ -19,6 +19,7 @@ import torch
 
 from .controls import ClipSettings, FrameControls
 from .vector import MOTION_DIM
+from ..errors import InputError
 
 __all__ = [
     "CONTROL_NAMES",
@@ -50,7 +51,7 @@ CONTROL_NAMES: dict[str, float] = {
 }
 
 
-class MotionFormatError(ValueError):
+class MotionFormatError(InputError):
     """A file that is not a Ditto motion, or one written in a format version this code cannot read."""
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from ..errors import DittoError
 
 __all__ = [
     "GRID_SAMPLE_MODES",
@@ -69,7 +70,7 @@ MIN_OPSET = 17
 GRID_SAMPLE_MODES = ("native", "decomposed")
 
 
-class ExportError(RuntimeError):
+class ExportError(DittoError, RuntimeError):
     """An ONNX export or graph rewrite could not be done (names the role or node and why)."""
 
 

@@ -50,6 +50,7 @@ from .renderer import (
     autocast_context,
     register_backend,
 )
+from ..errors import DittoError
 
 __all__ = [
     "WARP_MODES",
@@ -83,7 +84,7 @@ _SKIP_LAYER_TYPES = frozenset(
 )
 
 
-class TensorRTError(RuntimeError):
+class TensorRTError(DittoError, RuntimeError):
     """TensorRT is missing, unusable here, or an engine could not be parsed, built or run (the message says which)."""
 
 
