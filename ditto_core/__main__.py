@@ -15,23 +15,36 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .checkpoints import CheckpointError
-from .config import ConfigError
-from .hub import MissingModelsError
+from .errors import DittoError, InputError
 from .render.compositor import OUTPUTS
 from .render.renderer import BACKENDS, PRECISIONS
+from .validate import check_output_path, renamed
+from .video import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime.options import JobOptions
 
-#: errors reported as ``ditto: error: <message>`` with exit code 2 (bad input files, no face, bad audio, models)
-USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, ConfigError, MissingModelsError, ValueError)
+#: errors reported as ``ditto: error: <message>`` with exit code 2: every refusal of the library (bad input files, no
+#: face, bad audio, models, settings) and argument values the options refuse
+USER_ERRORS: tuple[type[BaseException], ...] = (DittoError, ValueError)
+
+#: the library's name of each setting -> ``generate``'s flag (errors name the flag)
+GENERATE_FLAGS: dict[str, str] = {
+    **{f"ClipControls.{k}": f"--{k}" for k in ("mouth", "head", "pitch", "yaw", "roll")},
+    "ClipControls.blink_interval": "--blink", "ClipControls.fade_in": "--fade-in", "ClipControls.fade_out": "--fade-out",
+    **{f"SamplingOptions.{k}": f"--{k}" for k in ("emotion", "steps", "overlap", "seed", "guidance")},
+    "SourceOptions.crop_scale": "--crop-scale", "SourceOptions.face_index": "--face-index",
+    "out_path": "--out", "source": "--source", "audio": "--audio",
+    "RenderOptions.batch_size": "--batch-size", "RenderOptions.output": "--output", "RenderOptions.backend": "--renderer",
+}
 
 #: where ``generate`` looks for (and downloads) the official release when ``--models`` is not given
 DEFAULT_MODELS_ENV = "DITTO_MODELS_DIR"
@@ -80,28 +93,16 @@ def job_options(args: argparse.Namespace) -> "JobOptions":
         SourceOptions,
     )
 
-    def build(flag_of: dict[str, str], make):  # ValueError "Cls.field ..." -> "--flag ..."
-        try:
-            return make()
-        except ValueError as e:
-            msg = re.sub(r"\b(?:ClipControls|SamplingOptions|SourceOptions|RenderOptions)\.(\w+)\b",
-                         lambda m: flag_of.get(m.group(1), m.group(0)), str(e))
-            raise ValueError(msg) from None
-
-    flags = {"mouth": "--mouth", "head": "--head", "pitch": "--pitch", "yaw": "--yaw", "roll": "--roll",
-             "blink_interval": "--blink", "fade_in": "--fade-in", "fade_out": "--fade-out", "emotion": "--emotion",
-             "steps": "--steps", "overlap": "--overlap", "seed": "--seed", "guidance": "--guidance",
-             "crop_scale": "--crop-scale", "face_index": "--face-index", "batch_size": "--batch-size",
-             "output": "--output"}
-    return build(flags, lambda: JobOptions(
-        source=SourceOptions(crop_scale=args.crop_scale, face_index=args.face_index),
-        sampling=SamplingOptions(emotion=args.emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
-                                 guidance=args.guidance),
-        clip=ClipControls(mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw, roll=args.roll,
-                          blink_interval=args.blink, drive_eye=False if args.no_drive_eye else None,
-                          fade_in=args.fade_in, fade_out=args.fade_out),
-        render=RenderOptions(output=args.output, batch_size=args.batch_size, backend=args.renderer),
-    ))
+    with renamed(GENERATE_FLAGS):
+        return JobOptions(
+            source=SourceOptions(crop_scale=args.crop_scale, face_index=args.face_index),
+            sampling=SamplingOptions(emotion=args.emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
+                                     guidance=args.guidance),
+            clip=ClipControls(mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw, roll=args.roll,
+                              blink_interval=args.blink, drive_eye=False if args.no_drive_eye else None,
+                              fade_in=args.fade_in, fade_out=args.fade_out),
+            render=RenderOptions(output=args.output, batch_size=args.batch_size, backend=args.renderer),
+        )
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -110,16 +111,21 @@ def _run_generate(args: argparse.Namespace) -> int:
     options = job_options(args)
     if args.stream and options.clip.fade_out:
         raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
-    out = Path(args.out)
+    # the files first, before the models load: a missing input or an output that would destroy one
+    for flag, value in (("--source", args.source), ("--audio", args.audio)):
+        if not Path(value).is_file():
+            raise InputError(f"{flag} {value!r}: no such file")
+    out = check_output_path("--out", args.out, VIDEO_SUFFIXES, {"--source": args.source, "--audio": args.audio})
     models_dir = Path(args.models) if args.models else default_models_dir()
     bars = _StageBars(not args.quiet and not args.stream)
     try:
         models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
                                   progress=not args.quiet, backend=args.renderer)
-        if args.stream:
-            stats = stream_to_file(models, args.source, args.audio, out, options)
-        else:
-            generate(models, args.source, args.audio, out, options, progress=bars)
+        with renamed(GENERATE_FLAGS):
+            if args.stream:
+                stats = stream_to_file(models, args.source, args.audio, out, options)
+            else:
+                generate(models, args.source, args.audio, out, options, progress=bars)
     finally:
         bars.close()
     if not args.quiet:
@@ -257,18 +263,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM, SIGHUP) turned into an exception in the main thread, so that it unwinds like
+    Ctrl-C: every writer aborts in its ``finally``/``__exit__`` and nothing is left behind. ``signum``: the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+#: signals handled like Ctrl-C, where the platform has them (exit code 128 + the signal's number)
+TERMINATION_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
+
+
+@contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """While the block runs in the main thread, SIGTERM and SIGHUP raise :class:`Terminated` (then the previous
+    handlers are restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {}
+    for name in TERMINATION_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (2 on a known error, after one ``ditto: error:`` line)."""
+    """Run one command; returns the exit code: 0 done; 2 after one ``ditto: error:`` line for a refused input, file,
+    model or setting (argparse's usage errors exit 2 too); 130 on Ctrl-C, 128 + N on signal N (143 SIGTERM, 129
+    SIGHUP), with no output written."""
     parser = build_parser()
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
     try:
-        return int(args.func(args) or 0)
+        with _signals_as_exceptions():
+            return int(args.func(args) or 0)
     except USER_ERRORS as e:
-        print(f"ditto: error: {e}", file=sys.stderr)
+        print(f"ditto: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        name = signal.Signals(e.signum).name
+        print(f"ditto: stopped by {name}; no output was written", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("ditto: interrupted; no output was written", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """The error's message on one line."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ __all__ = [
     "AudioError",
     "ChunkConfig",
     "load_audio",
+    "pcm_to_float",
     "resample_to_16k",
     "frame_count",
     "voice_activity",
@@ -169,20 +170,33 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(parts, axis=1), sr
 
 
-def _array_to_channels(x: Any, what: str) -> np.ndarray:
-    """A waveform (T,), (C, T) or (1, C, T) (numpy or torch) -> (C, T) float32."""
-    if hasattr(x, "detach"):  # torch tensor, without importing torch
+def pcm_to_float(x: Any, what: str = "audio waveform") -> np.ndarray:
+    """Samples of any numeric dtype (numpy, torch or a sequence) -> float32 in [-1, 1], the one conversion every entry
+    point uses (files, arrays, ComfyUI AUDIO, streaming pushes, the video writer's track).
+
+    Float samples pass unchanged (they are expected in [-1, 1]); signed PCM integers of width ``b`` bits are divided by
+    ``2**(b-1)`` (int16 32767 -> 0.99997, as libsndfile reads them); unsigned ones are offset binary: ``(v - 2**(b-1)) /
+    2**(b-1)`` (uint8 128 -> 0). Bools, complex numbers and objects are refused (:class:`AudioError` naming ``what``).
+    """
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().to("cpu")
         x = (x.float() if x.is_floating_point() else x).numpy()
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise AudioError(f"{what}: expected a numeric waveform, got {type(x).__name__} ({e})") from None
     if arr.dtype.kind in "iu":
-        if arr.dtype == np.uint8:
-            arr = (arr.astype(np.float64) - 128.0) / 128.0
-        else:
-            arr = arr.astype(np.float64) / float(2 ** (8 * arr.dtype.itemsize - 1))
-    elif arr.dtype.kind != "f":
-        raise AudioError(f"{what}: expected a numeric waveform, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
+        half = float(2 ** (8 * arr.dtype.itemsize - 1))
+        offset = half if arr.dtype.kind == "u" else 0.0
+        return ((arr.astype(np.float64) - offset) / half).astype(np.float32)
+    if arr.dtype.kind != "f":
+        raise AudioError(f"{what}: expected a numeric waveform (float in [-1, 1] or PCM integers), got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)
+
+
+def _array_to_channels(x: Any, what: str) -> np.ndarray:
+    """A waveform (T,), (C, T) or (1, C, T) (numpy or torch) -> (C, T) float32 (:func:`pcm_to_float`)."""
+    arr = pcm_to_float(x, what)
     if arr.ndim == 3:
         if arr.shape[0] != 1:
             raise AudioError(f"{what}: expected one clip (batch size 1) in a (B, C, T) waveform, got shape {arr.shape}")
@@ -405,9 +419,9 @@ class OnlineAudioChunker:
         """Append (T,) float32 samples at 16 kHz; returns the chunks completed by them, in order."""
         if self._closed:
             raise RuntimeError("OnlineAudioChunker: push() after flush()")
-        x = np.asarray(samples, dtype=np.float32)
+        x = pcm_to_float(samples, "samples")
         if x.ndim != 1:
-            raise ValueError(f"samples: expected a (T,) waveform at 16 kHz, got shape {x.shape}")
+            raise AudioError(f"samples: expected a (T,) waveform at 16 kHz, got shape {x.shape}")
         if not np.isfinite(x).all():
             raise AudioError("samples: NaN or infinite values in the audio stream")
         self._buf = np.concatenate([self._buf, x])

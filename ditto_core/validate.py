@@ -13,8 +13,10 @@ user typed::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,21 +29,23 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_number",
+    "check_output_path",
     "renamed",
 ]
 
 
 class OptionError(InputError):
     """A setting of the wrong type or out of range. ``name``: the input as the caller knows it; ``expected``: what
-    it must be; ``got``: the value given."""
+    it must be; ``got``: the value given; ``reason``: a message of its own instead of "must be ..., got ..." (it
+    follows ``"<name>: "``)."""
 
-    def __init__(self, name: str, expected: str, got: Any) -> None:
-        self.name, self.expected, self.got = name, expected, got
-        super().__init__(f"{name} must be {expected}, got {got!r}")
+    def __init__(self, name: str, expected: str, got: Any, reason: str | None = None) -> None:
+        self.name, self.expected, self.got, self.reason = name, expected, got, reason
+        super().__init__(f"{name}: {reason}" if reason else f"{name} must be {expected}, got {got!r}")
 
     def renamed(self, name: str) -> "OptionError":
         """The same error under another name."""
-        return OptionError(name, self.expected, self.got)
+        return OptionError(name, self.expected, self.got, self.reason)
 
 
 def _span(lo: float | None, hi: float | None) -> str:
@@ -119,3 +123,37 @@ def renamed(names: Mapping[str, str]) -> Iterator[None]:
         if e.name in names:
             raise e.renamed(names[e.name]) from None
         raise
+
+
+def check_output_path(
+    name: str,
+    path: str | os.PathLike[str],
+    suffixes: Sequence[str],
+    inputs: Mapping[str, Any] | None = None,
+) -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it can be written: its suffix is one of ``suffixes`` (any case), its
+    folder exists, it is not a folder, and it is not one of ``inputs`` (``{name: path or other input}``; non-path
+    inputs are ignored) — writing there would destroy that input. Compares resolved paths and, for files that exist,
+    their identity (hard links, different spellings)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OptionError(name, "a file name", path)
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise OptionError(name, f"a file name ending in {', '.join(suffixes)}", str(p))
+    if not p.parent.is_dir():
+        raise OptionError(name, f"a file in an existing folder (no folder {str(p.parent)!r})", str(p))
+    if p.is_dir():
+        raise OptionError(name, "a file name, not a folder", str(p))
+    for input_name, other in (inputs or {}).items():
+        if not isinstance(other, (str, os.PathLike)):
+            continue
+        q = Path(other)
+        same = p.resolve() == q.resolve()
+        if not same and p.exists() and q.exists():
+            try:
+                same = os.path.samefile(p, q)
+            except OSError:
+                same = False
+        if same:
+            raise OptionError(name, f"a new file, not the {input_name} (writing it would destroy that input)", str(p))
+    return p

@@ -31,11 +31,14 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; annotations are strings here
 
 import numpy as np
 from .errors import DittoError
+from .validate import check_output_path
 
-__all__ = ["BackgroundWriter", "VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
+__all__ = ["VIDEO_SUFFIXES", "BackgroundWriter", "VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
 
 #: H.264 encoders tried in this order (the PyAV wheels ship libx264)
 H264_ENCODERS: tuple[str, ...] = ("libx264", "libopenh264", "h264_videotoolbox", "h264_nvenc", "h264_qsv", "h264_amf")
+#: file name endings of what the writer makes (an MPEG-4 container; .mov and .m4v players read it as well)
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov")
 #: sample rates the AAC encoder accepts; other input rates are resampled to 48 kHz
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
@@ -95,14 +98,15 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 def _as_audio(audio: Any) -> np.ndarray:
-    """Mono float32 samples in [-1, 1] from (T,), (T, 1) or (1, T); other shapes raise."""
-    arr = np.asarray(audio.detach().cpu() if hasattr(audio, "detach") else audio)
+    """Mono float32 samples in [-1, 1] from (T,), (T, 1) or (1, T) (PCM integers scaled as
+    :func:`ditto_core.audio.pcm_to_float`); other shapes and non-finite samples raise."""
+    from .audio import pcm_to_float
+
+    arr = pcm_to_float(audio, "audio_16k")
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise ValueError(f"audio_16k: expected a mono waveform of shape (T,), got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError("audio_16k: the waveform holds NaN or inf values")
@@ -158,11 +162,7 @@ class VideoWriter(_CloseOnSuccess):
         audio_bitrate: int = 128_000,
         encoder: str | None = None,
     ) -> None:
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise ValueError(f"path: the folder {self.path.parent} does not exist")
-        if self.path.is_dir():
-            raise ValueError(f"path: {self.path} is a folder, expected a file name")
+        self.path = check_output_path("path", path, VIDEO_SUFFIXES)
         fps_frac = Fraction(fps).limit_denominator(1_000_000)
         if fps_frac <= 0:
             raise ValueError(f"fps: expected a positive frame rate, got {fps}")

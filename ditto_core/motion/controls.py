@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from .vector import LIP_DIMS, MOTION_KEYS, NUM_KP
+from ..validate import check_bool, check_int, check_number
 
 __all__ = ["ClipControls", "ClipSettings", "FrameControls", "exp_amplitude", "fade_ramp", "scale_deviation"]
 
@@ -242,13 +243,13 @@ class ClipSettings:
     gaze_fix: bool | None = None
 
     def __post_init__(self) -> None:
-        b = self.blink_interval
-        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0):
-            raise ValueError(f"blink_interval must be None, 0 (no blinks) or frames between blinks, got {b!r}")
+        self._check("ClipSettings.")
+
+    def _check(self, prefix: str) -> None:
+        object.__setattr__(self, "blink_interval", check_int(prefix + "blink_interval", self.blink_interval, 0,
+                                                             MAX_FADE_FRAMES, optional=True))
         for name in ("drive_eye", "gaze_fix"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, (bool, np.bool_)):
-                raise ValueError(f"{name} must be None, True or False, got {v!r}")
+            object.__setattr__(self, name, check_bool(prefix + name, getattr(self, name), optional=True))
 
     def over(self, base: ClipSettings) -> ClipSettings:
         """These settings where set, ``base``'s elsewhere."""
@@ -256,18 +257,12 @@ class ClipSettings:
                               for f in fields(ClipSettings)))
 
 
-def _number(owner: str, name: str, v: object, lo: float | None = None) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(float(v)):
-        raise ValueError(f"{owner}.{name} must be a finite number, got {v!r}")
-    if lo is not None and float(v) < lo:
-        raise ValueError(f"{owner}.{name} must be >= {lo:g}, got {v!r}")
-    return float(v)
-
-
-def _frames(owner: str, name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
-        raise ValueError(f"{owner}.{name} must be a whole number of frames >= 0, got {v!r}")
-    return int(v)
+#: largest head / mouth amplitude taken (1 = as generated)
+MAX_AMPLITUDE = 10.0
+#: largest head pose offset taken, in degrees
+MAX_POSE_DEGREES = 90.0
+#: largest fade length taken, in frames (one hour at 25 fps)
+MAX_FADE_FRAMES = 90_000
 
 
 @dataclass(frozen=True)
@@ -297,17 +292,15 @@ class ClipControls:
     fade_out: int = 0
 
     def __post_init__(self) -> None:
-        owner = "ClipControls"
+        o = "ClipControls."
         for name in ("mouth", "head"):
-            object.__setattr__(self, name, _number(owner, name, getattr(self, name), 0.0))
+            object.__setattr__(self, name, check_number(o + name, getattr(self, name), 0.0, MAX_AMPLITUDE))
         for name in _POSE:
-            object.__setattr__(self, name, _number(owner, name, getattr(self, name)))
+            object.__setattr__(self, name, check_number(o + name, getattr(self, name), -MAX_POSE_DEGREES,
+                                                        MAX_POSE_DEGREES))
         for name in ("fade_in", "fade_out"):
-            object.__setattr__(self, name, _frames(owner, name, getattr(self, name)))
-        try:
-            self.settings  # noqa: B018 - validates blink_interval, drive_eye, gaze_fix
-        except ValueError as e:
-            raise ValueError(f"{owner}.{e}") from None
+            object.__setattr__(self, name, check_int(o + name, getattr(self, name), 0, MAX_FADE_FRAMES))
+        ClipSettings._check(self, o)  # type: ignore[arg-type]  # blink_interval, drive_eye, gaze_fix
 
     @property
     def settings(self) -> ClipSettings:

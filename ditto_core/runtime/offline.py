@@ -16,6 +16,8 @@ from ..source import Source
 from .frames import render_frames
 from .models import DittoModels
 from .options import JobOptions
+from ..validate import check_output_path
+from ..video import VIDEO_SUFFIXES
 from .stages import extract_audio_features, extract_source, sample_motion
 
 __all__ = ["JobInputs", "generate", "prepare_job"]
@@ -44,8 +46,8 @@ def prepare_job(
     and the streaming file job share."""
     from ..inputs import read_source
 
-    if out_path is not None and not Path(out_path).parent.is_dir():
-        raise ValueError(f"output: the folder {Path(out_path).parent} does not exist")
+    if out_path is not None:  # before any slow stage: a bad name, or one that would overwrite an input
+        check_output_path("out_path", out_path, VIDEO_SUFFIXES, {"source": source, "audio": audio})
     if isinstance(source, (str, Path)):
         n_max = options.source.max_frames if options.source.max_frames is not None else models.release.source.max_frames
         frames, is_image = read_source(source, n_max if n_max and n_max > 0 else -1)

@@ -27,6 +27,7 @@ from ..motion.controls import ClipControls, FrameControls
 from ..render.compositor import OUTPUTS
 from ..render.renderer import BACKENDS, RendererConfig
 from ..stitch import StitchConfig
+from ..validate import OptionError, check_bool, check_choice, check_int, check_number
 
 __all__ = [
     "STREAM_OUTPUTS",
@@ -42,28 +43,15 @@ __all__ = [
 STREAM_OUTPUTS = (*OUTPUTS, "none")
 
 
-def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+#: the largest noise seed (a 64-bit unsigned integer, as ComfyUI's seed widgets)
+MAX_SEED = 2**64 - 1
+#: the largest classifier-free guidance weight taken (official 2; beyond about 5 the motion degrades)
+MAX_GUIDANCE = 10.0
 
 
-def _is_num(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v))
-
-
-def _check_int(owner: str, name: str, v: Any, lo: int, hi: int | None = None, optional: bool = True) -> None:
-    if v is None and optional:
-        return
-    if not _is_int(v) or v < lo or (hi is not None and v > hi):
-        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{owner}.{name} must be an integer {span}, got {v!r}")
-
-
-def _check_num(owner: str, name: str, v: Any, lo: float | None = None, hi: float | None = None) -> None:
-    if v is None:
-        return
-    if not _is_num(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        span = f" in [{lo}, {hi}]" if lo is not None and hi is not None else f" >= {lo}" if lo is not None else ""
-        raise ValueError(f"{owner}.{name} must be a finite number{span}, got {v!r}")
+def _set(obj: Any, name: str, value: Any) -> None:
+    """Store a checked, normalised value on a frozen dataclass."""
+    object.__setattr__(obj, name, value)
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -90,15 +78,14 @@ class SourceOptions:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
-        o = "SourceOptions"
-        _check_num(o, "crop_scale", self.crop_scale, 0.1, 100.0)
-        _check_num(o, "vy_ratio", self.vy_ratio, -10.0, 10.0)
-        _check_int(o, "face_index", self.face_index, 0, optional=False)
-        if self.face_order not in FACE_ORDERS:
-            raise ValueError(f"SourceOptions.face_order must be one of {FACE_ORDERS}, got {self.face_order!r}")
-        _check_int(o, "smoothing", self.smoothing, 1)
-        _check_int(o, "max_size", self.max_size, 2)
-        _check_int(o, "max_frames", self.max_frames, -1)
+        o = "SourceOptions."
+        _set(self, "crop_scale", check_number(o + "crop_scale", self.crop_scale, 0.1, 100.0, optional=True))
+        _set(self, "vy_ratio", check_number(o + "vy_ratio", self.vy_ratio, -10.0, 10.0, optional=True))
+        _set(self, "face_index", check_int(o + "face_index", self.face_index, 0, 1023))
+        check_choice(o + "face_order", self.face_order, FACE_ORDERS)
+        _set(self, "smoothing", check_int(o + "smoothing", self.smoothing, 1, 1001, optional=True))
+        _set(self, "max_size", check_int(o + "max_size", self.max_size, 2, 16384, optional=True))
+        _set(self, "max_frames", check_int(o + "max_frames", self.max_frames, -1, optional=True))
 
 
 @dataclass(frozen=True)
@@ -133,20 +120,23 @@ class SamplingOptions:
             try:
                 object.__setattr__(self, "emotion", Emotion.parse(self.emotion))
             except ValueError as e:
-                raise ValueError(f"{o}.emotion: {e}") from None
+                raise OptionError(f"{o}.emotion", "an emotion", self.emotion, str(e)) from None
         for name, dim in (("eye_open", 2), ("eye_ball", 6)):
             v = getattr(self, name)
             if v is None:
                 continue
-            vals = tuple(float(x) for x in np.asarray(v, dtype=np.float64).reshape(-1))
+            try:
+                vals = tuple(float(x) for x in np.asarray(v, dtype=np.float64).reshape(-1))
+            except (TypeError, ValueError):
+                vals = ()
             if len(vals) != dim or not all(math.isfinite(x) for x in vals):
-                raise ValueError(f"{o}.{name} must be {dim} finite numbers, got {v!r}")
+                raise OptionError(f"{o}.{name}", f"{dim} finite numbers", v)
             object.__setattr__(self, name, vals)
-        _check_int(o, "steps", self.steps, 1, 1000)
-        _check_int(o, "overlap", self.overlap, 0, 79)
-        _check_int(o, "seed", self.seed, 0, 2**64 - 1, optional=False)
-        _check_num(o, "guidance", self.guidance)
-        _check_int(o, "smoothing", self.smoothing, 0)
+        _set(self, "steps", check_int(f"{o}.steps", self.steps, 1, 1000, optional=True))
+        _set(self, "overlap", check_int(f"{o}.overlap", self.overlap, 0, 79, optional=True))
+        _set(self, "seed", check_int(f"{o}.seed", self.seed, 0, MAX_SEED))
+        _set(self, "guidance", check_number(f"{o}.guidance", self.guidance, 0.0, MAX_GUIDANCE, optional=True))
+        _set(self, "smoothing", check_int(f"{o}.smoothing", self.smoothing, 0, 1001, optional=True))
 
     def config(self, base: Audio2MotionConfig) -> Audio2MotionConfig:
         """``base`` (the release's offline or online settings) with the steps, overlap, guidance and smoothing set
@@ -186,14 +176,11 @@ class RenderOptions:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.output not in STREAM_OUTPUTS:
-            raise ValueError(f"RenderOptions.output must be one of {STREAM_OUTPUTS}, got {self.output!r}")
-        _check_int("RenderOptions", "batch_size", self.batch_size, 1, 1024, optional=False)
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise ValueError(f"RenderOptions.backend must be one of {BACKENDS} or None, got {self.backend!r}")
+        check_choice("RenderOptions.output", self.output, STREAM_OUTPUTS)
+        _set(self, "batch_size", check_int("RenderOptions.batch_size", self.batch_size, 1, 1024))
+        check_choice("RenderOptions.backend", self.backend, BACKENDS, optional=True)
         for name in ("cuda_graphs", "channels_last", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"RenderOptions.{name} must be True or False, got {getattr(self, name)!r}")
+            _set(self, name, check_bool(f"RenderOptions.{name}", getattr(self, name)))
 
     def renderer_config(self, precision: str) -> RendererConfig:
         """The :class:`~ditto_core.render.RendererConfig` of these options in ``precision`` (the models')."""
@@ -215,7 +202,7 @@ class JobOptions:
         for name, cls in (("source", SourceOptions), ("sampling", SamplingOptions), ("clip", ClipControls),
                           ("render", RenderOptions)):
             if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"JobOptions.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+                raise OptionError(f"JobOptions.{name}", f"a {cls.__name__}", type(getattr(self, name)).__name__)
 
 
 @dataclass(frozen=True)
@@ -235,10 +222,10 @@ class StreamingOptions:
     motion_threads: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.official_count, bool):
-            raise ValueError(f"StreamingOptions.official_count must be True or False, got {self.official_count!r}")
-        _check_int("StreamingOptions", "queue_size", self.queue_size, 1, optional=False)
-        _check_int("StreamingOptions", "motion_threads", self.motion_threads, 1)
+        _set(self, "official_count", check_bool("StreamingOptions.official_count", self.official_count))
+        _set(self, "queue_size", check_int("StreamingOptions.queue_size", self.queue_size, 1, 1024))
+        _set(self, "motion_threads", check_int("StreamingOptions.motion_threads", self.motion_threads, 1, 1024,
+                                               optional=True))
 
 
 # ------------------------------------------------------------------------------------------------ release

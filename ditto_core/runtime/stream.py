@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from .._util import CancelFn
-from ..audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count
+from ..audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count, pcm_to_float
 from ..audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
 from ..motion.track import Motion
 from ..motion.vector import MOTION_DIM
@@ -220,15 +220,11 @@ def _pin_intraop_threads(n: int) -> None:
 
 
 def _as_samples(samples: Any) -> np.ndarray:
-    """(T,) 16 kHz float samples (numpy or torch) -> float32 numpy, or a clear error."""
-    if hasattr(samples, "detach"):
-        samples = samples.detach().cpu().numpy()
-    x = np.asarray(samples)
-    if x.dtype.kind not in "fiu":
-        raise ValueError(f"samples: expected a numeric (T,) waveform at 16 kHz, got dtype {x.dtype}")
+    """(T,) 16 kHz samples (numpy or torch; float in [-1, 1] or PCM integers, scaled by
+    :func:`~ditto_core.audio.pcm_to_float`) -> float32 numpy, or a clear :class:`~ditto_core.audio.AudioError`."""
+    x = pcm_to_float(samples, "samples")
     if x.ndim != 1:
-        raise ValueError(f"samples: expected a mono (T,) waveform at 16 kHz, got shape {x.shape}")
-    x = x.astype(np.float32, copy=False)
+        raise AudioError(f"samples: expected a mono (T,) waveform at 16 kHz, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise AudioError("samples: NaN or infinite values in the audio stream")
     return x
