@@ -25,6 +25,7 @@ from ._util import CancelFn, ProgressFn, check_cancel
 from .face import FaceModels
 from .face.crop import check_resize, crop_image
 from .face.detect import DEFAULT_MIN_FACE_SIZE, FaceOrder, select_face
+from .errors import InputError
 
 __all__ = ["FaceTrack", "crop_to_input256", "track_faces"]
 
@@ -86,11 +87,14 @@ def _resize_mask(mask: np.ndarray, orig_hw: tuple[int, int], new_hw: tuple[int, 
     m = np.asarray(mask)
     if m.ndim == 3 and m.shape[2] == 1:
         m = m[:, :, 0]
+    if m.dtype.kind not in "biuf" or (m.dtype.kind == "f" and not np.isfinite(m).all()):
+        raise InputError(f"region_mask: expected finite numbers in [0, 1] (non-zero = allowed), got dtype {m.dtype}"
+                         + (" with NaN or infinite values" if m.dtype.kind == "f" else ""))
     if m.shape == new_hw:
         return m
     if m.shape == orig_hw:
         return cv2.resize(m.astype(np.float32), (new_hw[1], new_hw[0]), interpolation=cv2.INTER_NEAREST)
-    raise ValueError(f"region_mask: expected shape {orig_hw} (the source frame), got {m.shape}")
+    raise InputError(f"region_mask: expected shape {orig_hw} (the source frame), got {m.shape}")
 
 
 def track_faces(

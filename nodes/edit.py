@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
-from ditto_core.motion import GAZE_FIX_MODES
+from ditto_core.motion import GAZE_FIX_MODES, EditOptions
+from ditto_core.motion.controls import MAX_FRAMES
+from ditto_core.validate import renamed
 
 from .types import CATEGORY_MOTION, DITTO_MOTION
 from .utils import motion_ui
 
-MAX_FRAME = 1_000_000
+MAX_FRAME = MAX_FRAMES
 
 
 def _f(default: float, lo: float, hi: float, step: float, tip: str) -> tuple[str, dict[str, Any]]:
@@ -78,28 +81,13 @@ class DittoEditMotion:
         }
 
     def edit(self, motion: Any, **kw: Any) -> dict[str, Any]:
-        from ditto_core.motion import EditOptions, apply_edit
+        from ditto_core.motion import apply_edit
 
-        options = EditOptions(
-            start=int(kw["start_frame"]),
-            end=int(kw["end_frame"]),
-            ease_in=int(kw["ease_in"]),
-            ease_out=int(kw["ease_out"]),
-            pitch=float(kw["pitch"]),
-            yaw=float(kw["yaw"]),
-            roll=float(kw["roll"]),
-            head_amplitude=float(kw["head_amplitude"]),
-            mouth_amplitude=float(kw["mouth_amplitude"]),
-            expression=float(kw["expression"]),
-            relax_on_silence=float(kw["relax_on_silence"]),
-            silence_threshold=float(kw["silence_threshold"]),
-            blink_interval=int(kw["blink_interval"]),
-            gaze_fix=str(kw["gaze_fix"]),
-            fade_in=int(kw["fade_in"]),
-            fade_out=int(kw["fade_out"]),
-            smoothing=int(kw["smoothing"]),
-            label=str(kw.get("label") or ""),
-        )
+        names = {f.name: f.name for f in fields(EditOptions)} | {"start": "start_frame", "end": "end_frame"}
+        values = {field: kw[widget] for field, widget in names.items() if widget in kw}
+        values["label"] = kw.get("label") or ""
+        with renamed({f"EditOptions.{field}": widget for field, widget in names.items()}):
+            options = EditOptions(**values)  # the library checks every value; errors name the widget
         out = apply_edit(motion, options)
         return {"ui": motion_ui(out), "result": (out,)}
 

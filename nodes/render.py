@@ -8,6 +8,8 @@ import torch
 
 from ditto_core.render import OUTPUTS
 
+from ditto_core.validate import check_choice, check_int
+
 from .progress import ComfyProgress
 from .types import CATEGORY_RENDER, DITTO_MODELS, DITTO_MOTION, DITTO_SOURCE
 
@@ -50,14 +52,14 @@ class DittoRenderFrames:
     def render(self, models: Any, source: Any, motion: Any, output: str, batch_size: int) -> tuple[Any, Any, float]:
         from ditto_core.runtime import render_frames
 
-        if output not in OUTPUTS:
-            raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+        check_choice("output", output, OUTPUTS)
+        batch_size = check_int("batch_size", batch_size, 1, 1024)
         n = int(motion.num_frames)
         bar = ComfyProgress(n)
         frames: torch.Tensor | None = None
         masks: torch.Tensor | None = None
         done = 0
-        renderer = models.new_renderer(int(batch_size))  # this run's own renderer (nothing shared is changed)
+        renderer = models.new_renderer(batch_size)  # this run's own renderer (nothing shared is changed)
         for batch, mask in render_frames(
             models, source, motion, output=output, progress=bar.progress, cancel=bar.cancel, renderer=renderer
         ):

@@ -7,6 +7,8 @@ from typing import Any
 from ditto_core.conditions import EMOTION_LABELS, Emotion
 from ditto_core.conditions import parse_emotion_mix as parse_mix
 
+from ditto_core.validate import check_choice, renamed
+
 from .progress import ComfyProgress
 from .types import (
     CATEGORY_MOTION,
@@ -18,6 +20,12 @@ from .types import (
 from .utils import motion_ui
 
 EMOTION_CHOICES = (*EMOTION_LABELS, "mix")
+#: the library's name of each setting -> the widget's (errors name the widget)
+SAMPLER_WIDGETS = {
+    **{f"SamplingOptions.{k}": k for k in ("steps", "overlap", "seed", "guidance", "emotion")},
+    "SamplingOptions.eye_open": "eye_open_left/eye_open_right",
+    "SamplingOptions.eye_ball": "gaze_x/gaze_y",
+}
 EYE_MODES = ("from source", "manual")
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
@@ -166,21 +174,18 @@ class DittoMotionSampler:
     ) -> dict[str, Any]:
         from ditto_core.runtime import SamplingOptions, sample_motion
 
-        if emotion not in EMOTION_CHOICES:
-            raise ValueError(f"emotion: expected one of {EMOTION_CHOICES}, got {emotion!r}")
-        if eye_mode not in EYE_MODES:
-            raise ValueError(f"eye_mode: expected one of {EYE_MODES}, got {eye_mode!r}")
-        emo = Emotion.parse(parse_emotion_mix(emotion_mix or "") if emotion == "mix" else emotion)
-        eye_open = eye_ball = None
-        if eye_mode == "manual":
-            eye_open, eye_ball = SamplingOptions.manual_eyes(
-                source.eye_ball[0].tolist(), eye_open_left, eye_open_right, gaze_x, gaze_y
-            )
-        # the release's settings (config pickle, e.g. smoothing) for everything the node does not set
-        options = SamplingOptions(
-            emotion=emo, eye_open=eye_open, eye_ball=eye_ball, steps=int(steps), overlap=int(overlap), seed=int(seed),
-            guidance=float(guidance),
-        )
+        check_choice("emotion", emotion, EMOTION_CHOICES)
+        check_choice("eye_mode", eye_mode, EYE_MODES)
+        with renamed(SAMPLER_WIDGETS):  # every value checked by the library, before any slow stage; errors name the widget
+            emo = Emotion.parse(parse_emotion_mix(emotion_mix or "") if emotion == "mix" else emotion)
+            eye_open = eye_ball = None
+            if eye_mode == "manual":
+                eye_open, eye_ball = SamplingOptions.manual_eyes(
+                    source.eye_ball[0].tolist(), eye_open_left, eye_open_right, gaze_x, gaze_y
+                )
+            # the release's settings (config pickle, e.g. smoothing) for everything the node does not set
+            options = SamplingOptions(emotion=emo, eye_open=eye_open, eye_ball=eye_ball, steps=steps, overlap=overlap,
+                                      seed=seed, guidance=guidance)
         bar = ComfyProgress()
         motion = sample_motion(models, source, audio_features, options, progress=bar.progress, cancel=bar.cancel)
         return {"ui": motion_ui(motion), "result": (motion,)}

@@ -6,6 +6,8 @@ from typing import Any
 
 from ditto_core.face.detect import FACE_ORDERS
 
+from ditto_core.validate import renamed
+
 from .progress import ComfyProgress
 from .types import CATEGORY_SOURCE, DITTO_MODELS, DITTO_SOURCE
 from .utils import image_to_u8, mask_to_region, u8_to_image
@@ -79,12 +81,11 @@ class DittoExtractSource:
     ) -> tuple[Any, Any]:
         from ditto_core.runtime import SourceOptions, extract_source
 
-        if face_order not in FACE_ORDERS:
-            raise ValueError(f"face_order: expected one of {FACE_ORDERS}, got {face_order!r}")
+        with renamed({f"SourceOptions.{k}": k for k in ("crop_scale", "face_index", "face_order")}):
+            # the release's settings (config pickle) for everything the node does not set
+            options = SourceOptions(crop_scale=crop_scale, face_index=face_index, face_order=face_order)
         frames = image_to_u8(images, "images")
         region = mask_to_region(face_region, frames.shape[1], frames.shape[2])
-        # the release's settings (config pickle) for everything the node does not set
-        options = SourceOptions(crop_scale=float(crop_scale), face_index=int(face_index), face_order=face_order)
         bar = ComfyProgress(frames.shape[0])
         source = extract_source(models, frames, options, region_mask=region, progress=bar.progress, cancel=bar.cancel)
         return (source, u8_to_image(source.crops))

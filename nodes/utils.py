@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ditto_core.errors import InputError
+
 from .types import UI_MOTION_KEY
 
 
@@ -31,6 +33,8 @@ def image_to_u8(image: torch.Tensor, what: str = "images") -> np.ndarray:
     if image.ndim != 4 or image.shape[-1] not in (3, 4) or image.shape[0] < 1:
         raise ValueError(f"{what}: expected an IMAGE [B, H, W, 3], got shape {tuple(image.shape)}")
     x = image[..., :3].detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"{what}: the IMAGE holds NaN or infinite pixel values (expected 0..1)")
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
@@ -46,6 +50,8 @@ def mask_to_region(mask: torch.Tensor | None, height: int, width: int) -> np.nda
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"face_region: expected a MASK tensor, got {type(mask).__name__}")
     m = mask.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(m).all()):
+        raise InputError("face_region: the MASK holds NaN or infinite values (expected 0..1)")
     if m.ndim == 3:
         m = m[0]
     if m.ndim != 2:

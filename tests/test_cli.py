@@ -41,10 +41,10 @@ def test_defaults_leave_the_release_settings():
 @pytest.mark.parametrize("flags,message", [
     (["--emotion", "Joy"], "--emotion: unknown emotion label 'Joy'"),
     (["--mouth", "-1"], "--mouth must be a finite number in 0..10, got -1.0"),
-    (["--blink", "-2"], "--blink must be an integer in 0..90000, got -2"),
+    (["--blink", "-2"], "--blink must be an integer in 0..1000000, got -2"),
     (["--steps", "0"], "--steps must be an integer in 1..1000, got 0"),
     (["--batch-size", "0"], "--batch-size must be an integer in 1..1024, got 0"),
-    (["--fade-in", "-4"], "--fade-in must be an integer in 0..90000, got -4"),
+    (["--fade-in", "-4"], "--fade-in must be an integer in 0..1000000, got -4"),
     (["--crop-scale", "nan"], "--crop-scale must be a finite number in 0.1..100, got nan"),
 ])
 def test_bad_values_name_the_flag(flags, message, capsys):

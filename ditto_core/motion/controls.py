@@ -247,7 +247,7 @@ class ClipSettings:
 
     def _check(self, prefix: str) -> None:
         object.__setattr__(self, "blink_interval", check_int(prefix + "blink_interval", self.blink_interval, 0,
-                                                             MAX_FADE_FRAMES, optional=True))
+                                                             MAX_FRAMES, optional=True))
         for name in ("drive_eye", "gaze_fix"):
             object.__setattr__(self, name, check_bool(prefix + name, getattr(self, name), optional=True))
 
@@ -261,8 +261,8 @@ class ClipSettings:
 MAX_AMPLITUDE = 10.0
 #: largest head pose offset taken, in degrees
 MAX_POSE_DEGREES = 90.0
-#: largest fade length taken, in frames (one hour at 25 fps)
-MAX_FADE_FRAMES = 90_000
+#: largest frame index or frame count a setting takes (about 11 hours at 25 fps)
+MAX_FRAMES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ class ClipControls:
             object.__setattr__(self, name, check_number(o + name, getattr(self, name), -MAX_POSE_DEGREES,
                                                         MAX_POSE_DEGREES))
         for name in ("fade_in", "fade_out"):
-            object.__setattr__(self, name, check_int(o + name, getattr(self, name), 0, MAX_FADE_FRAMES))
+            object.__setattr__(self, name, check_int(o + name, getattr(self, name), 0, MAX_FRAMES))
         ClipSettings._check(self, o)  # type: ignore[arg-type]  # blink_interval, drive_eye, gaze_fix
 
     @property

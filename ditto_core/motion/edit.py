@@ -37,7 +37,8 @@ from dataclasses import dataclass
 import torch
 
 from .._util import moving_average
-from .controls import fade_ramp
+from ..validate import OptionError, check_choice, check_int, check_number
+from .controls import MAX_AMPLITUDE, MAX_FRAMES, MAX_POSE_DEGREES, fade_ramp
 from .track import EditRange, Motion
 from .vector import POSE_DIMS
 
@@ -84,39 +85,21 @@ class EditOptions:
     label: str = ""
 
     def __post_init__(self) -> None:
-        def _int(name: str, lo: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and v.is_integer()):
-                raise ValueError(f"EditOptions.{name} must be an integer, got {v!r}")
-            if int(v) < lo:
-                raise ValueError(f"EditOptions.{name} must be >= {lo}, got {v}")
-            setattr(self, name, int(v))
-
-        def _float(name: str, lo: float | None = None, hi: float | None = None) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"EditOptions.{name} must be a finite number, got {v!r}")
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ValueError(f"EditOptions.{name} must lie in [{lo}, {hi}], got {v}")
-            setattr(self, name, float(v))
-
-        _int("start", 0)
-        _int("end", -1)
+        o = "EditOptions."
+        for name, lo in (("start", 0), ("end", -1), ("ease_in", 0), ("ease_out", 0), ("fade_in", 0), ("fade_out", 0),
+                         ("smoothing", 1), ("blink_interval", -1)):
+            setattr(self, name, check_int(o + name, getattr(self, name), lo, MAX_FRAMES))
         if self.end != -1 and self.end <= self.start:
-            raise ValueError(f"EditOptions.end must be -1 (to the end) or > start ({self.start}), got {self.end}")
-        for name in ("ease_in", "ease_out", "fade_in", "fade_out"):
-            _int(name, 0)
-        _int("smoothing", 1)
-        _int("blink_interval", -1)
+            raise OptionError(o + "end", f"-1 (to the end) or greater than the start ({self.start})", self.end)
         for name in ("pitch", "yaw", "roll"):
-            _float(name)
+            setattr(self, name, check_number(o + name, getattr(self, name), -MAX_POSE_DEGREES, MAX_POSE_DEGREES))
         for name in ("head_amplitude", "mouth_amplitude", "expression"):
-            _float(name, 0.0)
-        _float("relax_on_silence", 0.0, 1.0)
-        _float("silence_threshold", 0.0)
-        if self.gaze_fix not in GAZE_FIX_MODES:
-            raise ValueError(f"EditOptions.gaze_fix must be one of {GAZE_FIX_MODES}, got {self.gaze_fix!r}")
-        self.label = str(self.label)
+            setattr(self, name, check_number(o + name, getattr(self, name), 0.0, MAX_AMPLITUDE))
+        self.relax_on_silence = check_number(o + "relax_on_silence", self.relax_on_silence, 0.0, 1.0)
+        self.silence_threshold = check_number(o + "silence_threshold", self.silence_threshold, 0.0, 1.0)
+        check_choice(o + "gaze_fix", self.gaze_fix, GAZE_FIX_MODES)
+        if not isinstance(self.label, str):
+            raise OptionError(o + "label", "a string", self.label)
 
     def summary(self) -> str:
         """A short human-readable description of what this edit changes ("" for the identity)."""

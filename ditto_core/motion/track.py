@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 from .controls import ClipSettings, FrameControls
 from .vector import MOTION_DIM
 from ..errors import InputError
+from ..validate import OptionError, check_int, check_number
 
 __all__ = [
     "CONTROL_NAMES",
@@ -38,6 +41,8 @@ FORMAT_VERSION = 1
 #: value of the ``format`` metadata entry of a saved motion
 FORMAT_NAME = "ditto-motion"
 FPS = 25.0
+#: frame rates a motion may carry (Ditto makes 25 fps)
+MIN_FPS, MAX_FPS = 1.0, 240.0
 #: the per-frame control arrays of a Motion with their identity values
 CONTROL_NAMES: dict[str, float] = {
     "delta_pitch": 0.0,
@@ -62,6 +67,12 @@ class EditRange:
     start: int
     end: int
     label: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", check_int("EditRange.start", self.start, 0))
+        object.__setattr__(self, "end", check_int("EditRange.end", self.end, 0))
+        if not isinstance(self.label, str):
+            raise OptionError("EditRange.label", "a string", self.label)
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": int(self.start), "end": int(self.end), "label": str(self.label)}
@@ -138,21 +149,20 @@ class Motion:
         for name in ("head_amplitude", "mouth_amplitude", "expression"):
             if (getattr(self, name) < 0).any():
                 raise ValueError(f"Motion.{name} must be >= 0")
-        try:
-            settings = ClipSettings(self.blink_interval, self.drive_eye, self.gaze_fix)
-        except ValueError as e:
-            raise ValueError(f"Motion.{e}") from None
-        put("blink_interval", None if settings.blink_interval is None else int(settings.blink_interval))
+        settings = ClipSettings(self.blink_interval, self.drive_eye, self.gaze_fix)
+        settings._check("Motion.")
+        put("blink_interval", settings.blink_interval)
         if self.reference is not None:
             ref = torch.as_tensor(self.reference).detach().to("cpu", torch.float32).reshape(-1)
             if ref.shape[0] != MOTION_DIM or not torch.isfinite(ref).all():
                 raise ValueError(f"Motion.reference must be ({MOTION_DIM},) finite values or None, got {tuple(ref.shape)}")
             put("reference", ref.contiguous())
-        if isinstance(self.fps, bool) or not (isinstance(self.fps, (int, float)) and self.fps > 0):
-            raise ValueError(f"Motion.fps must be > 0, got {self.fps!r}")
-        put("fps", float(self.fps))
-        put("smoothing", int(self.smoothing))
+        put("fps", check_number("Motion.fps", self.fps, MIN_FPS, MAX_FPS))
+        put("smoothing", check_int("Motion.smoothing", self.smoothing, 0, 1001))
         put("edits", tuple(e if isinstance(e, EditRange) else EditRange(**e) for e in self.edits))
+        for e in self.edits:
+            if not 0 <= e.start < e.end <= n:
+                raise OptionError("Motion.edits", f"ranges with 0 <= start < end <= {n} (the frames)", e.to_dict())
         put("meta", {str(k): str(v) for k, v in self.meta.items()})
 
     @property
@@ -230,9 +240,13 @@ def save_motion(path: str | os.PathLike[str], motion: Motion) -> Path:
         "edits": json.dumps([e.to_dict() for e in motion.edits]),
         "meta": json.dumps(motion.meta),
     }
-    tmp = p.with_name(p.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, p)
+    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, p)
+    except BaseException:  # an error or a signal: nothing half-written is left, an existing file is kept
+        tmp.unlink(missing_ok=True)
+        raise
     return p
 
 
@@ -274,15 +288,37 @@ def load_motion(path: str | os.PathLike[str]) -> Motion:
     except SafetensorError as e:
         raise MotionFormatError(f"{p.name} is not a readable safetensors file: {e}") from e
 
+    def number(key: str, default: str, parse: Callable[[str], Any]) -> Any:
+        text = meta.get(key, default)
+        try:
+            return parse(text)
+        except (ValueError, TypeError):
+            raise MotionFormatError(f"{p.name}: {key} in the metadata must be a number, got {text!r}") from None
+
+    def json_field(key: str, default: str) -> Any:
+        try:
+            return json.loads(meta.get(key, default))
+        except ValueError:
+            raise MotionFormatError(f"{p.name}: {key} in the metadata is not valid JSON: {meta.get(key)!r}") from None
+
     try:
         kw: dict[str, Any] = dict(tensors)
-        kw["fps"] = float(meta.get("fps", FPS))
-        kw["smoothing"] = int(meta.get("smoothing", "3"))
+        kw["fps"] = number("fps", repr(FPS), float)
+        kw["smoothing"] = number("smoothing", "3", int)
         for name in ("blink_interval", "gaze_fix", "drive_eye"):
-            kw[name] = json.loads(meta.get(name, "null"))
-        kw["edits"] = [EditRange(int(e["start"]), int(e["end"]), str(e.get("label", ""))) for e in json.loads(meta.get("edits", "[]"))]
-        kw["meta"] = json.loads(meta.get("meta", "{}"))
+            kw[name] = json_field(name, "null")
+        edits = json_field("edits", "[]")
+        if not isinstance(edits, list) or not all(isinstance(e, dict) and "start" in e and "end" in e for e in edits):
+            raise MotionFormatError(f"{p.name}: edits in the metadata must be a list of {{start, end, label}}")
+        kw["edits"] = [EditRange(e["start"], e["end"], e.get("label", "")) for e in edits]
+        meta_obj = json_field("meta", "{}")
+        if not isinstance(meta_obj, dict):
+            raise MotionFormatError(f"{p.name}: meta in the metadata must be a JSON object")
+        kw["meta"] = meta_obj
         return Motion(**kw)
-    except (ValueError, TypeError, KeyError) as e:
-        raise MotionFormatError(f"{p.name}: invalid motion data: {e}") from e
-
+    except OptionError as e:  # a value out of range: name it as the file spells it
+        raise MotionFormatError(f"{p.name}: {e.renamed(e.name.split('.')[-1])} (in the motion file)") from None
+    except (ValueError, TypeError) as e:
+        if isinstance(e, MotionFormatError):
+            raise
+        raise MotionFormatError(f"{p.name}: invalid motion data: {e}") from None
