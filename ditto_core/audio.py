@@ -36,6 +36,7 @@ __all__ = [
     "FPS",
     "SAMPLES_PER_FRAME",
     "MIN_SAMPLE_RATE",
+    "MAX_AUDIO_SECONDS",
     "HUBERT_DIM",
     "AudioError",
     "ChunkConfig",
@@ -56,7 +57,10 @@ FPS = 25
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 samples = 40 ms
 MIN_SAMPLE_RATE = 8000
 HUBERT_DIM = 1024
-SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) counts as silence
+SILENCE_PEAK = 1e-4
+#: the longest audio taken by ``load_audio`` (one hour; a clip's motion, features and frames grow with it); a stream
+#: has no limit
+MAX_AUDIO_SECONDS = 3600.0  # peak |x| below this (-80 dBFS) counts as silence
 
 
 class AudioError(InputError):
@@ -132,6 +136,21 @@ def _frame_to_float(frame: Any, n_channels: int) -> np.ndarray:
     return ((arr.astype(np.float64) - offset) / scale).astype(np.float32)
 
 
+def _too_long(what: str, seconds: float, qualifier: str = "") -> str:
+    q = f"{qualifier} " if qualifier else ""
+    return (f"{what}: {q}{seconds:.0f} s of audio is longer than the limit of {MAX_AUDIO_SECONDS:.0f} s; "
+            "split it into shorter clips")
+
+
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    """The audio length a file's header declares (stream, else container), or None when it declares none."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
 def _decode_file(path: Path) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of any file PyAV reads -> ((C, T) float32, sample rate)."""
     import av
@@ -149,7 +168,11 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise AudioError(f"audio file {name!r} has no audio stream")
         stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > MAX_AUDIO_SECONDS:
+            raise AudioError(_too_long(f"audio file {name!r}", declared))
         parts: list[np.ndarray] = []
+        samples = 0
         sr: int | None = None
         n_ch: int | None = None
         try:
@@ -163,6 +186,9 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
                         f"({sr} Hz x{n_ch} -> {frame.sample_rate} Hz x{ch})"
                     )
                 parts.append(_frame_to_float(frame, ch))
+                samples += parts[-1].shape[-1]
+                if samples > MAX_AUDIO_SECONDS * sr:  # a header that under-declares the length
+                    raise AudioError(_too_long(f"audio file {name!r}", samples / sr, "more than"))
         except av.FFmpegError as e:
             raise AudioError(f"cannot decode audio file {name!r}: {e}") from e
     if not parts or sr is None:
@@ -272,6 +298,8 @@ def load_audio(source: Any, sample_rate: float | None = None, *, name: str | Non
         raise AudioError(f"{what}: sample rate {sr} Hz is below the minimum of {MIN_SAMPLE_RATE} Hz")
     if channels.shape[-1] == 0 or channels.shape[0] == 0:
         raise AudioError(f"{what}: the audio is empty (0 samples)")
+    if channels.shape[-1] > MAX_AUDIO_SECONDS * sr_f:
+        raise AudioError(_too_long(what, channels.shape[-1] / sr_f))
     if not np.isfinite(channels).all():
         bad = int((~np.isfinite(channels)).sum())
         raise AudioError(f"{what}: {bad} sample(s) are NaN or infinite; expected finite samples")
