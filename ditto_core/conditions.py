@@ -134,7 +134,7 @@ def parse_emotion_text(text: str) -> int | dict[str, float]:
     (``"Happy:0.7, Neutral:0.3"``, see :func:`parse_emotion_mix`)."""
     s = str(text).strip()
     if not s:
-        raise ValueError(f"emotion: empty; expected a label ({', '.join(EMOTION_LABELS)}), an index 0-7 or a mix like 'Happy:0.7, Neutral:0.3'")
+        raise ValueError(f"empty; expected a label ({', '.join(EMOTION_LABELS)}), an index 0-7 or a mix like 'Happy:0.7, Neutral:0.3'")
     if not any(c in s for c in ":,;\n"):
         return emotion_index(int(s)) if s.lstrip("-").isdigit() else emotion_index(s)
     return parse_emotion_mix(s)

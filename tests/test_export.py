@@ -220,7 +220,7 @@ def test_export_argument_errors(tmp_path):
         export_onnx("stitch_network", net, tmp_path / "x.onnx", grid_sample="plugin")
     with pytest.raises(ValueError, match="opset"):
         export_onnx("stitch_network", net, tmp_path / "x.onnx", opset=11)
-    with pytest.raises(ValueError, match="opset >= 20"):
+    with pytest.raises(ValueError, match="opset must be an integer >= 20"):
         export_onnx("warp_network", WarpingNetwork(), tmp_path / "x.onnx", opset=17)
     with pytest.raises(ValueError, match="float32"):
         export_onnx("stitch_network", StitchingNetwork().half(), tmp_path / "x.onnx")

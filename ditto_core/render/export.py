@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from ..errors import DittoError
+from ..errors import DittoError, InputError
+from ..validate import OptionError, check_int, renamed
 
 __all__ = [
     "GRID_SAMPLE_MODES",
@@ -116,11 +117,30 @@ def _check_batch(batch: int | str) -> int | None:
     """``"dynamic"`` -> None; a positive int -> itself."""
     if isinstance(batch, str):
         if batch != "dynamic":
-            raise ValueError(f"batch: expected 'dynamic' or a positive int, got {batch!r}")
+            raise OptionError("batch", "'dynamic' or a positive integer", batch)
         return None
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch: expected 'dynamic' or a positive int, got {batch!r}")
+        raise OptionError("batch", "'dynamic' or a positive integer", batch)
     return batch
+
+
+def _check_opset(opset: int, role: str | None, grid_sample: str) -> None:
+    check_int("opset", opset, MIN_OPSET)
+    if role in (None, "warp_network") and grid_sample == "native" and opset < MIN_OPSET_5D_GRID_SAMPLE:
+        raise OptionError("opset", f"an integer >= {MIN_OPSET_5D_GRID_SAMPLE} for the warp's 5-D GridSample (or the "
+                          "decomposed grid sample)", opset)
+
+
+def _output_folder(folder: str | os.PathLike[str], name: str) -> Path:
+    """``folder`` made if missing; a clear error when it, or a parent, is a file or cannot be made."""
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"{name} {str(out)!r}: expected a folder, but it (or a folder above it) is a file") from None
+    except OSError as e:
+        raise InputError(f"{name} {str(out)!r}: cannot make the folder ({e.strerror})") from None
+    return out
 
 
 def example_inputs(
@@ -175,13 +195,7 @@ def export_onnx(
     fixed = _check_batch(batch)
     if grid_sample not in GRID_SAMPLE_MODES:
         raise ValueError(f"grid_sample: expected one of {GRID_SAMPLE_MODES}, got {grid_sample!r}")
-    if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f"opset: expected an int >= {MIN_OPSET}, got {opset!r}")
-    if role == "warp_network" and grid_sample == "native" and opset < MIN_OPSET_5D_GRID_SAMPLE:
-        raise ValueError(
-            f"opset: the warp's 5-D GridSample needs opset >= {MIN_OPSET_5D_GRID_SAMPLE} "
-            f"(or grid_sample='decomposed'), got {opset}"
-        )
+    _check_opset(opset, role, grid_sample)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model: expected a torch.nn.Module for {role}, got {type(model).__name__}")
     params = list(model.parameters())
@@ -194,7 +208,7 @@ def export_onnx(
         dynamic_axes = {name: {0: "batch"} for name in (*spec.input_names, *spec.outputs)}
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _output_folder(out.parent, "path")
     fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -474,11 +488,14 @@ def _run_export(args: argparse.Namespace) -> int:
     from ..hub import MissingModelsError
 
     roles = args.roles or list(ONNX_SPECS)
-    try:
-        batch: int | str = args.batch if args.batch == "dynamic" else int(args.batch)
-    except ValueError:
-        raise ValueError(f"--batch: expected 'dynamic' or a positive int, got {args.batch!r}") from None
-    _check_batch(batch)
+    with renamed({"batch": "--batch", "opset": "--opset"}):
+        try:
+            batch: int | str = args.batch if args.batch == "dynamic" else int(args.batch)
+        except ValueError:
+            raise OptionError("batch", "'dynamic' or a positive integer", args.batch) from None
+        _check_batch(batch)
+        _check_opset(args.opset, "warp_network" if "warp_network" in roles else "", args.grid_sample)
+    _output_folder(args.out_dir, "OUT_DIR")  # before the models load
     paths = {role: find_model_file(args.models_dir, role) for role in roles}
     missing = [r for r, p in paths.items() if p is None]
     if missing:
