@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _signals_as_exceptions():
             return int(args.func(args) or 0)
     except USER_ERRORS as e:
-        print(f"ditto: error: {_one_line(e)}", file=sys.stderr)
+        print(_error_text(e), file=sys.stderr)
         return 2
     except Terminated as e:
         name = signal.Signals(e.signum).name
@@ -320,9 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _one_line(e: BaseException) -> str:
-    """The error's message on one line."""
-    return " ".join(str(e).split()) or type(e).__name__
+def _error_text(e: BaseException) -> str:
+    """``ditto: error: <message>``: one line, or one line and the message's further lines (a list of missing files)
+    indented beneath it."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return "\n".join([f"ditto: error: {lines[0]}", *(f"  {line}" for line in lines[1:])])
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._util import CancelFn, ProgressFn
-from .onnx_utils import OnnxModel
+from .onnx_utils import OnnxModel, check_signature
 from .errors import InputError
 
 __all__ = [
@@ -366,9 +366,9 @@ class HubertFeatureExtractor:
     ) -> None:
         self.chunk = chunk
         self.model = OnnxModel(onnx_path, device, threads=threads)
-        if len(self.model.input_names) != 1:
-            raise ValueError(f"{onnx_path}: expected a HuBERT model with one input, found {self.model.input_names}")
         n_rows = 2 * (chunk.past + chunk.current + chunk.future)
+        check_signature(self.model, "the HuBERT audio encoder (hubert: hubert_streaming_fix_kv.onnx)",
+                        inputs=[(1, chunk.chunk_samples)], outputs=[(n_rows, HUBERT_DIM)])
         if len(self.model.output_names) == 1:
             self._out = 0
         else:

@@ -288,16 +288,27 @@ def load_state_dict(path: str | os.PathLike[str], role: str) -> dict[str, torch.
     return _unwrap(obj, p, spec)
 
 
+def _dtype_kind(dtype: torch.dtype) -> str:
+    """``"floating"``, ``"complex"`` or ``"integer"`` (bool counts as integer)."""
+    if dtype.is_floating_point:
+        return "floating"
+    if dtype.is_complex:
+        return "complex"
+    return "integer"
+
+
 def check_state_dict(
     state_dict: Mapping[str, torch.Tensor],
     reference: Mapping[str, torch.Tensor],
     path: str | os.PathLike[str],
     role: str,
 ) -> None:
-    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly the keys and shapes of ``reference``.
+    """Raise :class:`CheckpointError` unless ``state_dict`` fits ``reference`` (the network's own state_dict).
 
-    The message gives the counts and the first few missing keys, unexpected keys and shape
-    mismatches (file shape vs network shape).
+    Checked: exactly the same keys and shapes (the message gives the counts and the first few missing keys,
+    unexpected keys and shape mismatches, file shape vs network shape); every tensor of the same kind of dtype as
+    the network's (floating vs integer/bool; fp16/bf16 entries of a float32 network are fine, they are converted);
+    every floating tensor finite (no NaN or infinity).
     """
     spec = _spec(role)
     got, want = set(state_dict), set(reference)
@@ -308,19 +319,47 @@ def check_state_dict(
         for k in reference
         if k in got and tuple(state_dict[k].shape) != tuple(reference[k].shape)
     ]
-    if not (missing or unexpected or shapes):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys ({_fmt_keys(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys ({_fmt_keys(unexpected)})")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatches ({_fmt_keys(shapes, 3)})")
-    raise CheckpointError(
-        f"{path}: does not fit {spec.label} ({len(want)} entries expected, {len(got)} in the file): "
-        + "; ".join(parts)
-    )
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_fmt_keys(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_fmt_keys(unexpected)})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches ({_fmt_keys(shapes, 3)})")
+        raise CheckpointError(
+            f"{path}: does not fit {spec.label} ({len(want)} entries expected, {len(got)} in the file): "
+            + "; ".join(parts)
+        )
+    dtypes = [
+        f"{k}: file {str(state_dict[k].dtype).replace('torch.', '')} vs network "
+        f"{str(reference[k].dtype).replace('torch.', '')}"
+        for k in reference
+        if _dtype_kind(state_dict[k].dtype) != _dtype_kind(reference[k].dtype)
+    ]
+    if dtypes:
+        raise CheckpointError(
+            f"{path}: does not fit {spec.label}: {len(dtypes)} entries of the wrong kind of dtype "
+            f"({_fmt_keys(dtypes, 3)}); the file is damaged or not an official checkpoint"
+        )
+    bad = []
+    for k, t in state_dict.items():
+        if not t.is_floating_point() or not t.numel():
+            continue
+        # fast screen: a NaN or an infinity makes the sum non-finite (an overflowing sum is confirmed below)
+        total = t.sum() if t.dtype in (torch.float32, torch.float64) else t.sum(dtype=torch.float32)
+        if bool(torch.isfinite(total)):
+            continue
+        n_nan = int(torch.isnan(t).sum())
+        n_inf = int(torch.isinf(t).sum())
+        if n_nan or n_inf:
+            what = " and ".join(x for x in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else "") if x)
+            bad.append(f"{k}: {what} of {t.numel()} values")
+    if bad:
+        raise CheckpointError(
+            f"{path}: not usable as {spec.label}: {len(bad)} tensors hold values that are not finite "
+            f"({_fmt_keys(bad, 3)}); the file is damaged, download it again"
+        )
 
 
 def load_model(
@@ -425,18 +464,62 @@ class ConvertReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def _os_reason(e: BaseException) -> str:
+    """``"permission denied"`` / ``"no space left on device"`` / ``"TypeName: message"`` for an I/O failure."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[:1].lower() + e.strerror[1:]
+    return _first_sentence(e)
+
+
 def _atomic_write(dst: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``dst``, then rename it onto ``dst``."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """Call ``write(tmp)`` on a temporary file beside ``dst``, then rename it onto ``dst``.
+
+    Any failure (permission denied, disk full, a file where a folder should be, ...) removes the temporary file
+    and raises :class:`CheckpointError` naming ``dst``; ``dst`` itself is never left half-written.
+    """
+    tmp: Path | None = None
     try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         write(tmp)
         os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp = None
+    except CheckpointError:
         raise
+    except Exception as e:  # OSError, or the writer's own error type (safetensors)
+        raise CheckpointError(f"{dst}: cannot write the file ({_os_reason(e)})") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _check_convert_paths(src: Path, dst: Path) -> None:
+    """Refuse a source that is not a folder and a destination that is, or lies under, something else than a folder."""
+    if not src.exists():
+        raise CheckpointError(f"{src}: source models folder not found")
+    if not src.is_dir():
+        raise CheckpointError(f"{src}: the source must be a models folder, but it is a file")
+    if dst.exists() and not dst.is_dir():
+        raise CheckpointError(f"{dst}: the destination must be a folder, but a file of that name exists")
+    for parent in dst.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CheckpointError(
+                    f"{dst}: cannot create the destination folder: {parent} is a file, not a folder"
+                )
+            break
+
+
+def _copy(src: Path, tmp: Path) -> None:
+    """Copy ``src`` onto ``tmp``; a source that cannot be read raises :class:`CheckpointError` naming it."""
+    try:
+        fsrc = open(src, "rb")
+    except OSError as e:
+        raise CheckpointError(f"{src}: cannot read the file ({_os_reason(e)})") from None
+    with fsrc, open(tmp, "wb") as fdst:
+        shutil.copyfileobj(fsrc, fdst)
 
 
 def _walk(src: Path, exclude: Path | None) -> Iterator[Path]:
@@ -464,13 +547,14 @@ def convert_folder(
     copied unchanged when ``copy_other``, else skipped; ``.pth`` files that are not official
     names are skipped (never copied: they are pickles). Hidden files/folders (``.cache``)
     are ignored. Every write goes to a temporary file that is then renamed. ``log`` gets
-    one line per file (None = silent). Raises :class:`CheckpointError` on a bad checkpoint.
+    one line per file (None = silent). Raises :class:`CheckpointError` on a bad checkpoint, a source that is
+    not a folder, a destination that exists and is not a folder (or lies under a file), and a file that cannot
+    be written (permission denied, disk full: no temporary file is left behind).
     """
     from safetensors.torch import save_file
 
     src_p, dst_p = Path(src), Path(dst)
-    if not src_p.is_dir():
-        raise CheckpointError(f"{src_p}: source models folder not found (or not a folder)")
+    _check_convert_paths(src_p, dst_p)
     src_r, dst_r = src_p.resolve(), dst_p.resolve()
     same = src_r == dst_r
     exclude = dst_r if (not same and src_r in dst_r.parents) else None
@@ -498,7 +582,7 @@ def convert_folder(
             report.skipped.append(rel.as_posix())
             say(f"skipped {rel.as_posix()}" + (" (already in place)" if same and copy_other else ""))
         else:
-            _atomic_write(dst_p / rel, lambda tmp, f=f: shutil.copyfile(f, tmp))
+            _atomic_write(dst_p / rel, lambda tmp, f=f: _copy(f, tmp))
             report.copied.append(rel.as_posix())
             say(f"copied {rel.as_posix()}")
     if not report.converted:

@@ -4,7 +4,9 @@ The pickle is a plain dict ``{"base_cfg", "audio2motion_cfg", "default_kwargs"}`
 dicts, lists, numbers, strings and numpy arrays (ditto-spec §7). It is read with a
 restricted unpickler that can only build those (numpy arrays/scalars through numpy's own
 reconstruct functions, under both the numpy 1 ``numpy.core`` and numpy 2 ``numpy._core``
-names); any other global raises :class:`ConfigError` naming the file and the global.
+names); any other global raises :class:`ConfigError` naming the file and the global. Every setting the loader
+uses is checked as it is read (:func:`check_config_values`): a wrong type, an out-of-range value or a NaN raises
+:class:`ConfigError` naming the file, the key as the official config spells it and what was expected.
 
 :class:`DittoDefaults` holds the official code fallbacks of ``StreamSDK.setup`` and is
 overridden by the pickle's ``default_kwargs`` (:meth:`DittoDefaults.from_config`). It keeps the official names; the
@@ -20,6 +22,7 @@ import io
 import os
 import pickle
 import tempfile
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +32,11 @@ from . import layout
 from .conditions import COND_DIM
 from .motion.vector import MOTION_DIM
 from .errors import DittoError
+from .validate import OptionError, check_bool, check_int, check_number
 
 __all__ = [
     "ConfigError",
+    "check_config_values",
     "load_config",
     "restricted_loads",
     "write_config_pickle",
@@ -164,7 +169,90 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     for k in ("base_cfg", "audio2motion_cfg", "default_kwargs"):
         if not isinstance(cfg[k], dict):
             raise ConfigError(f"{p}: not a Ditto config: {k!r} is a {type(cfg[k]).__name__}, expected a dict")
+    check_config_values(cfg, str(p))
     return cfg
+
+
+#: ``audio2motion_cfg`` entries that describe the released DiT: they must be exactly these
+_DIT_DIMS = {"motion_feat_dim": MOTION_FEAT_DIM, "audio_feat_dim": AUDIO_FEAT_DIM, "seq_frames": SEQ_FRAMES}
+_DIT_FLAGS = ("use_emo", "use_sc", "use_eye_open", "use_eye_ball")
+
+
+def _check_registration(kw: Mapping[str, Any]) -> None:
+    """The source-registration settings of ``default_kwargs`` (official names), each only when present."""
+    ints = {"max_size": (2, 16384), "template_n_frames": (-1, None), "smo_k_s": (1, 1001)}
+    floats = {"crop_scale": (0.1, 100.0), "crop_vx_ratio": (-10.0, 10.0), "crop_vy_ratio": (-10.0, 10.0)}
+    for key, (lo, hi) in ints.items():
+        if key in kw:
+            check_int(key, kw[key], lo, hi)
+    for key, (flo, fhi) in floats.items():
+        if key in kw:
+            check_number(key, kw[key], flo, fhi)
+    for key in ("crop_flag_do_rot", "eye_f0_mode", "online_mode"):
+        if key in kw:
+            check_bool(key, kw[key])
+
+
+class _ShapeOf:
+    """An array shown in an error message by its shape, not its values."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"an array of shape {self.shape}"
+
+
+def _check_emotion(value: Any) -> None:
+    """``emo``: anything :meth:`Emotion.parse` takes, whose table is finite and non-negative."""
+    import numpy as np  # noqa: PLC0415
+
+    from .conditions import Emotion  # noqa: PLC0415
+
+    expected = "an emotion index 0-7, a list of indices, a list of index lists or an (m, 8) array of probabilities"
+    shown = _ShapeOf(tuple(np.shape(value))) if isinstance(value, np.ndarray) else value
+    try:
+        table = Emotion.parse(value).table
+    except (ValueError, TypeError, IndexError, KeyError):
+        raise OptionError("emo", expected, shown) from None
+    if not bool(table.isfinite().all()) or bool((table < 0).any()):
+        raise OptionError("emo", expected + " (finite, >= 0)", shown)
+
+
+def check_config_values(cfg: Mapping[str, Any], source: str = "config") -> None:
+    """Check every setting of a loaded config that the loader uses: the DiT's dims and flags in
+    ``audio2motion_cfg``, and the ``default_kwargs`` (types, finiteness, ranges; through the same checks as
+    :mod:`ditto_core.official`'s translation). Raises :class:`ConfigError` naming ``source``, the section, the key
+    as the official config spells it and what was expected. Keys the loader does not know are not checked."""
+    from . import official  # noqa: PLC0415  (imported here: it pulls in torch and the stitcher)
+
+    section = "audio2motion_cfg"
+    try:
+        a2m = cfg.get("audio2motion_cfg", {})
+        for key, want in _DIT_DIMS.items():
+            if key in a2m and (
+                isinstance(a2m[key], bool) or not isinstance(a2m[key], numbers.Integral) or a2m[key] != want
+            ):
+                raise OptionError(key, f"{want} (the released DiT's)", a2m[key])
+        for key in _DIT_FLAGS:
+            if key in a2m:
+                check_bool(key, a2m[key])
+        section = "default_kwargs"
+        kw = cfg.get("default_kwargs", {})
+        _check_registration(kw)
+        if "emo" in kw:
+            _check_emotion(kw["emo"])
+        full = DittoDefaults.from_kwargs(kw).to_kwargs()
+        official.audio2motion_config(full, online=False)
+        if full.get("online_mode"):
+            official.audio2motion_config(full, online=True)
+        official.stitch_config(full)
+        official.frame_controls([{}], 1, overall=full.get("overall_ctrl_info") or {})
+    except OptionError as e:
+        raise ConfigError(f"{source}: {section}: {e.name} must be {e.expected}, got {e.got!r}") from None
+    except (ValueError, TypeError) as e:  # a check of the library's own classes, under its own words
+        text = (str(e).strip().splitlines() or [""])[0]
+        raise ConfigError(f"{source}: {section}: {text or type(e).__name__}") from None
 
 
 def write_config_pickle(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> Path:

@@ -6,6 +6,10 @@ per-frame ``ctrl_info`` dicts. The library speaks in :class:`~ditto_core.stitch.
 :class:`~ditto_core.audio2motion.Audio2MotionConfig` and :class:`~ditto_core.motion.controls.FrameControls`. This
 module is the only translation between the two; the loader uses it for the config pickle and the parity tests use it
 to drive the library exactly as the official code is driven.
+
+Every official setting is checked where it enters, under its official name: a wrong type, a value out of range or a
+NaN raises :class:`~ditto_core.validate.OptionError` (a ``ValueError``) such as ``sampling_timesteps must be an integer
+in 1..1000, got 'fifty'``; the config loader (:func:`ditto_core.config.load_config`) adds the file's name.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import torch
 
 from .audio2motion import Audio2MotionConfig
 from .motion.controls import FrameControls
-from .motion.vector import MOTION_KEYS, NUM_KP
+from .motion.vector import MOTION_DIM, MOTION_KEYS, NUM_KP
 from .stitch import StitchConfig
+from .validate import OptionError, check_bool, check_int, check_number
 
 __all__ = [
     "CTRL_KEYS",
@@ -59,18 +64,66 @@ _STITCH_KEYS = ("use_d_keys", "relative_d", "drive_eye", "delta_eye_arr", "delta
 _EXTRA_STITCH_KEYS = ("num_frames", "ch_scale", "gaze_fix")
 
 
+class _Shown:
+    """A value shown in an error message by a short description (an array by its shape, not its values)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shown(v: Any) -> Any:
+    """``v`` for an error message: arrays and long sequences by their type and shape."""
+    if isinstance(v, (np.ndarray, torch.Tensor)):
+        return _Shown(f"{type(v).__name__} of shape {tuple(v.shape)}")
+    if isinstance(v, (list, tuple)) and len(v) > 8:
+        return _Shown(f"a {type(v).__name__} of {len(v)} items")
+    return v
+
+
+def _finite_array(name: str, v: Any, expected: str) -> np.ndarray:
+    """``v`` as a float64 array whose values are all finite numbers, else :class:`OptionError` (``expected``)."""
+    if isinstance(v, (str, bytes, Mapping)):
+        raise OptionError(name, expected, _shown(v))
+    try:
+        arr = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise OptionError(name, expected, _shown(v)) from None
+    if not np.isfinite(arr).all():
+        raise OptionError(name, expected + " (NaN or infinity found)", _shown(v))
+    return arr
+
+
+def _motion_keys(name: str, v: Any, allow_weights: bool) -> None:
+    """Refuse anything but a sequence of motion keys (or, with ``allow_weights``, a ``{key: finite number}`` dict)."""
+    expected = f"a list of motion keys from {', '.join(MOTION_KEYS)}" + (" or a {key: weight} dict" if allow_weights else "")
+    if isinstance(v, Mapping) and allow_weights:
+        for k, w in v.items():
+            if k not in MOTION_KEYS:
+                raise OptionError(name, expected, _shown(v))
+            check_number(f"{name}[{k!r}]", w)
+        return
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, (list, tuple, np.ndarray)):
+        raise OptionError(name, expected, _shown(v))
+    if not all(isinstance(k, str) and k in MOTION_KEYS for k in (v.tolist() if isinstance(v, np.ndarray) else v)):
+        raise OptionError(name, expected, _shown(v))
+
+
 def blink_interval(open_n: Any) -> int | tuple[int, ...] | None:
     """Official ``delta_eye_open_n`` -> :attr:`StitchConfig.blink_interval`: 0 (random gaps) -> None, negative (no
     blinks) -> 0, ``n`` -> ``n``, a list -> a tuple (cycled)."""
-    if isinstance(open_n, bool):
-        raise ValueError(f"delta_eye_open_n must be an int or a list of ints, got {open_n!r}")
+    expected = "an integer, or a list of integers >= 0"
+    if isinstance(open_n, (bool, np.bool_)):
+        raise OptionError("delta_eye_open_n", expected, open_n)
     if isinstance(open_n, numbers.Integral):
         return None if open_n == 0 else (0 if open_n < 0 else int(open_n))
     if isinstance(open_n, (list, tuple, np.ndarray)):
         vals = list(np.asarray(open_n).reshape(-1).tolist()) if isinstance(open_n, np.ndarray) else list(open_n)
         if vals and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0 for n in vals):
             return tuple(int(n) for n in vals)
-    raise ValueError(f"delta_eye_open_n must be an int or a list of non-negative ints, got {open_n!r}")
+    raise OptionError("delta_eye_open_n", expected, _shown(open_n))
 
 
 def stitch_config(kwargs: Mapping[str, Any]) -> StitchConfig:
@@ -82,26 +135,46 @@ def stitch_config(kwargs: Mapping[str, Any]) -> StitchConfig:
     """
     kw = dict(kwargs)
     fade_type = kw.get("fade_type", "") or ""
-    if fade_type not in FADE_TYPES:
-        raise ValueError(f"fade_type must be one of {tuple(FADE_TYPES)}, got {fade_type!r}")
+    if not isinstance(fade_type, str) or fade_type not in FADE_TYPES:
+        raise OptionError("fade_type", f"one of {tuple(FADE_TYPES)}", _shown(fade_type))
     fade_keys = kw.get("fade_out_keys", ("exp",))
+    if fade_keys is not None:
+        _motion_keys("fade_out_keys", fade_keys, allow_weights=False)
     overall = kw.get("overall_ctrl_info") or {}
     _check_ctrl(overall, "overall_ctrl_info")
+    for key, v in overall.items():
+        if key == "fade_out_keys":
+            continue
+        n = 3 * NUM_KP if key == "delta_exp" else 1
+        expected = "a finite number" + (f" or {n} finite numbers" if n > 1 else "")
+        if _finite_array(f"overall_ctrl_info[{key!r}]", v, expected).size not in {1, n}:
+            raise OptionError(f"overall_ctrl_info[{key!r}]", expected, _shown(v))
     if overall.get("fade_out_keys") is not None:
         fade_keys = overall["fade_out_keys"]
-    n_d = kw.get("num_frames", kw.get("N_d", -1))
+    if kw.get("use_d_keys") is not None:
+        _motion_keys("use_d_keys", kw["use_d_keys"], allow_weights=True)
+    n_d = kw["num_frames"] if "num_frames" in kw else kw.get("N_d", -1)
+    if n_d is not None:
+        n_d = check_int("num_frames" if "num_frames" in kw else "N_d", n_d, -1)
+        if n_d == 0:
+            raise OptionError("num_frames" if "num_frames" in kw else "N_d", "an integer >= 1, or -1 (unknown)", 0)
     arr = kw.get("delta_eye_arr")
+    if arr is not None:
+        expected = f"None or a (n, {3 * NUM_KP}) array of finite numbers (a blink template)"
+        tpl = _finite_array("delta_eye_arr", arr, expected)
+        if tpl.ndim != 2 or tpl.shape[1] != 3 * NUM_KP or tpl.shape[0] < 1:
+            raise OptionError("delta_eye_arr", expected, _shown(np.asarray(arr)))
     return StitchConfig(
         driven_keys=kw.get("use_d_keys"),
-        relative=bool(kw.get("relative_d", True)),
-        drive_eye=kw.get("drive_eye"),
+        relative=check_bool("relative_d", kw.get("relative_d", True)),
+        drive_eye=check_bool("drive_eye", kw.get("drive_eye"), optional=True),
         gaze_fix=kw.get("gaze_fix"),
         blink_template=None if arr is None else torch.as_tensor(np.asarray(arr, dtype=np.float32)),
         blink_interval=blink_interval(kw.get("delta_eye_open_n", 0)),
         fade_target=FADE_TYPES[fade_type],
         fade_keys=None if fade_keys is None else tuple(fade_keys),
-        stitching=bool(kw.get("flag_stitching", True)),
-        num_frames=None if n_d is None or int(n_d) == -1 else int(n_d),
+        stitching=check_bool("flag_stitching", kw.get("flag_stitching", True)),
+        num_frames=None if n_d is None or n_d == -1 else n_d,
         ch_scale=kw.get("ch_scale"),
     )
 
@@ -111,18 +184,43 @@ def audio2motion_config(kwargs: Mapping[str, Any], online: bool | None = None) -
     ``smo_k_d``, ``fix_kp_cond``, ``fix_kp_cond_dim``, ``v_min_max_for_clip`` (missing ones: the official code
     defaults, or the official online ones when ``online`` (default: the keywords' ``online_mode``))."""
     kw = dict(kwargs)
-    online = bool(kw.get("online_mode", False)) if online is None else online
+    online = bool(check_bool("online_mode", kw.get("online_mode", False))) if online is None else online
     base = Audio2MotionConfig.online() if online else Audio2MotionConfig()
-    dims = kw.get("fix_kp_cond_dim", base.kp_cond_keep)
     return Audio2MotionConfig(
-        overlap=int(kw.get("overlap_v2", base.overlap)),
-        steps=int(kw.get("sampling_timesteps", base.steps)),
-        smoothing=int(kw.get("smo_k_d", base.smoothing)),
-        kp_cond_reset=int(kw.get("fix_kp_cond", base.kp_cond_reset)),
-        kp_cond_keep=None if dims is None else (int(dims[0]), int(dims[1])),
-        clip_range=kw.get("v_min_max_for_clip"),
-        guidance=float(kw.get("guidance_weight", base.guidance)),
+        overlap=check_int("overlap_v2", kw.get("overlap_v2", base.overlap), 0, base.seq_frames - 1),
+        steps=check_int("sampling_timesteps", kw.get("sampling_timesteps", base.steps), 1, 1000),
+        smoothing=check_int("smo_k_d", kw.get("smo_k_d", base.smoothing), 0, 1001),
+        kp_cond_reset=check_int("fix_kp_cond", kw.get("fix_kp_cond", base.kp_cond_reset), 0),
+        kp_cond_keep=_cond_dims(kw.get("fix_kp_cond_dim", base.kp_cond_keep)),
+        clip_range=_clip_range(kw.get("v_min_max_for_clip")),
+        guidance=check_number("guidance_weight", kw.get("guidance_weight", base.guidance)),
     )
+
+
+def _cond_dims(dims: Any) -> tuple[int, int] | None:
+    """Official ``fix_kp_cond_dim`` (None or ``[start, end]`` of the 265-vector) checked."""
+    if dims is None:
+        return None
+    expected = f"None or [start, end] with 0 <= start <= end <= {MOTION_DIM}"
+    if isinstance(dims, (str, bytes, Mapping)) or not isinstance(dims, (list, tuple, np.ndarray)) or len(dims) != 2:
+        raise OptionError("fix_kp_cond_dim", expected, _shown(dims))
+    ds = check_int("fix_kp_cond_dim[0]", dims[0], 0, MOTION_DIM)
+    de = check_int("fix_kp_cond_dim[1]", dims[1], 0, MOTION_DIM)
+    if ds > de:
+        raise OptionError("fix_kp_cond_dim", expected, _shown(dims))
+    return ds, de
+
+
+def _clip_range(v: Any) -> Any:
+    """Official ``v_min_max_for_clip`` (None or a ``(>= 2, 265)`` array, rows 0/1 = min/max) checked; returned as
+    given."""
+    if v is None:
+        return None
+    expected = f"None or a (>=2, {MOTION_DIM}) array of finite numbers (rows 0/1 = min/max)"
+    arr = _finite_array("v_min_max_for_clip", v, expected)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] != MOTION_DIM:
+        raise OptionError("v_min_max_for_clip", expected, _shown(arr))
+    return v
 
 
 # ------------------------------------------------------------------------------------------- ctrl dicts

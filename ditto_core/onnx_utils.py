@@ -12,6 +12,11 @@ Device strings: ``"cpu"``; ``"cuda"`` / ``"cuda:N"`` -> CUDAExecutionProvider (d
 A ``torch.device`` is accepted too. Providers that this onnxruntime build lacks are dropped with a logged warning,
 so the session always ends on CPU. A file that is missing or cannot be parsed raises :class:`OnnxModelError`
 naming the file.
+
+Each wrapper declares the inputs and outputs its model must have, so a wrong file (another model under the
+right name, an export with other shapes) is refused when it is opened, not at its first call::
+
+    model = OnnxModel(path).expect("the HuBERT audio encoder (hubert)", inputs=[(1, 6480)], outputs=[(20, 1024)])
 """
 
 from __future__ import annotations
@@ -20,12 +25,20 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 from .errors import DittoError
 
-__all__ = ["OnnxModelError", "providers_for_device", "open_session", "OnnxModel", "shape_matches"]
+__all__ = [
+    "OnnxModelError",
+    "providers_for_device",
+    "open_session",
+    "OnnxModel",
+    "Pattern",
+    "shape_matches",
+    "check_signature",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +55,16 @@ _ORT_DTYPES: dict[str, Any] = {
 }
 
 
+#: element types accepted for an input declared as floating point
+_FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)")
+
+#: an expected input or output: a shape pattern (ints, None = any size), or a single int = its number of values
+Pattern = Union[tuple[Union[int, None], ...], int]
+
+
 class OnnxModelError(DittoError, RuntimeError):
-    """An ONNX model file could not be opened or was called with inputs it does not accept."""
+    """An ONNX model file could not be opened, is not the model expected, or was called with inputs it does not
+    accept."""
 
 
 def _split_device(device: Any) -> tuple[str, int]:
@@ -131,6 +152,130 @@ def shape_matches(shape: Sequence[Any], pattern: Sequence[int | None]) -> bool:
     return True
 
 
+def _dims(shape: Any) -> list[Any] | None:
+    """A declared shape as a list (None when onnxruntime does not know the rank)."""
+    return None if shape is None else list(shape)
+
+
+def _fits_output(shape: list[Any] | None, pattern: Pattern) -> bool:
+    """Whether a declared output shape can be ``pattern``.
+
+    Unknown parts always fit (an unknown rank, symbolic dims). A shape pattern also fits a shape with extra leading
+    dims of 1 (a batch of one: ``(1, 20, 1024)`` fits ``(20, 1024)``). A value count fits when the known dims can
+    make it (all known: their product equals it; some unknown: their product divides it).
+    """
+    if shape is None:
+        return True
+    if isinstance(pattern, int):
+        known = [d for d in shape if isinstance(d, int)]
+        prod = 1
+        for d in known:
+            prod *= d
+        if len(known) == len(shape):
+            return prod == pattern
+        return prod > 0 and pattern % prod == 0
+    extra = len(shape) - len(pattern)
+    if extra < 0 or any(isinstance(d, int) and d != 1 for d in shape[:extra]):
+        return False
+    return shape_matches(shape[extra:], pattern)
+
+
+def _fits_input(shape: list[Any] | None, pattern: Pattern) -> bool:
+    """Whether a declared input shape can be ``pattern`` (same rank; unknown parts fit)."""
+    if shape is None or isinstance(pattern, int):
+        return _fits_output(shape, pattern)
+    return shape_matches(shape, pattern)
+
+
+def _match_outputs(shapes: list[list[Any] | None], patterns: Sequence[Pattern]) -> bool:
+    """Whether every pattern can be given its own declared output (a bipartite matching, small sizes)."""
+    owner: dict[int, int] = {}  # output index -> pattern index
+
+    def place(pi: int, seen: set[int]) -> bool:
+        for oi, shape in enumerate(shapes):
+            if oi in seen or not _fits_output(shape, patterns[pi]):
+                continue
+            seen.add(oi)
+            if oi not in owner or place(owner[oi], seen):
+                owner[oi] = pi
+                return True
+        return False
+
+    return all(place(pi, set()) for pi in range(len(patterns)))
+
+
+def _fmt_shape(shape: Any) -> str:
+    if shape is None:
+        return "(unknown rank)"
+    dims = ["?" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _fmt_patterns(patterns: Sequence[Pattern]) -> str:
+    """``"3 x (?, 1), (1, 406), 1434 values"``: repeated patterns counted, in order of first use."""
+    counts: dict[str, int] = {}
+    for p in patterns:
+        text = f"{p} values" if isinstance(p, int) else _fmt_shape(p)
+        counts[text] = counts.get(text, 0) + 1
+    return ", ".join(f"{n} x {t}" if n > 1 else t for t, n in counts.items())
+
+
+def _fmt_found(names: Sequence[str], shapes: Sequence[Any], types: Sequence[str] | None = None) -> str:
+    if not names:
+        return "none"
+    parts = []
+    for i, (n, sh) in enumerate(zip(names, shapes)):
+        t = f" {types[i].removeprefix('tensor(').removesuffix(')')}" if types is not None else ""
+        parts.append(f"{n} {_fmt_shape(sh)}{t}")
+    return ", ".join(parts)
+
+
+def check_signature(
+    model: Any,
+    what: str,
+    inputs: Sequence[Pattern] | None = None,
+    outputs: Sequence[Pattern] | None = None,
+    *,
+    float_inputs: bool = True,
+) -> None:
+    """Refuse an ONNX model whose declared inputs/outputs are not those of ``what``, with :class:`OnnxModelError`.
+
+    ``what`` names the role, e.g. ``"the face detector (face_detector: SCRFD det_10g.onnx)"``. ``inputs``: the
+    model has exactly these inputs, in order, each matching its pattern (see :func:`shape_matches`; symbolic dims
+    of the file match anything) and, when ``float_inputs``, of a floating element type. ``outputs``: every pattern
+    is matched by a different declared output (other outputs may exist); a declared output may carry extra leading
+    dims of 1, and an int pattern is a value count (``1434`` fits ``(1, 1, 1, 1434)``). None skips that side.
+
+    ``model``: an :class:`OnnxModel`; other objects (test stand-ins without declared I/O) are not checked. The
+    message names the file, ``what``, the expected and the found inputs and outputs.
+    """
+    if not isinstance(model, OnnxModel):
+        return
+    ok = True
+    if inputs is not None:
+        ok = len(model.input_shapes) == len(inputs) and all(
+            _fits_input(shp, pat) for shp, pat in zip(model.input_shapes, inputs)
+        )
+        if ok and float_inputs:
+            ok = all(t in _FLOAT_TYPES for t in model.input_types)
+    if ok and outputs is not None:
+        ok = _match_outputs(model.output_shapes, outputs)
+    if ok:
+        return
+    want = []
+    if inputs is not None:
+        n = len(inputs)
+        kind = " float" if float_inputs else ""
+        want.append(f"{n} input{'s' if n != 1 else ''} {_fmt_patterns(inputs)}{kind}")
+    if outputs is not None:
+        want.append(f"outputs including {_fmt_patterns(outputs)}")
+    raise OnnxModelError(
+        f"{model.path}: not {what}: expected {' and '.join(want)}; the file has inputs "
+        f"{_fmt_found(model.input_names, model.input_shapes, model.input_types)} and outputs "
+        f"{_fmt_found(model.output_names, model.output_shapes)}"
+    )
+
+
 class OnnxModel:
     """One ONNX model: session, declared I/O, calls bound to the session's own input names.
 
@@ -145,10 +290,11 @@ class OnnxModel:
         ins = self.session.get_inputs()
         outs = self.session.get_outputs()
         self.input_names: list[str] = [i.name for i in ins]
-        self.input_shapes: list[list[Any]] = [list(i.shape) for i in ins]
+        self.input_shapes: list[list[Any] | None] = [_dims(i.shape) for i in ins]
+        self.input_types: list[str] = [str(i.type) for i in ins]
         self.input_dtypes: list[Any] = [_ORT_DTYPES.get(i.type) for i in ins]
         self.output_names: list[str] = [o.name for o in outs]
-        self.output_shapes: list[list[Any]] = [list(o.shape) for o in outs]
+        self.output_shapes: list[list[Any] | None] = [_dims(o.shape) for o in outs]
         self.providers: list[str] = list(self.session.get_providers())
 
     def __repr__(self) -> str:
@@ -157,12 +303,24 @@ class OnnxModel:
             f"outputs={dict(zip(self.output_names, self.output_shapes))}, providers={self.providers})"
         )
 
+    def expect(
+        self,
+        what: str,
+        inputs: Sequence[Pattern] | None = None,
+        outputs: Sequence[Pattern] | None = None,
+        *,
+        float_inputs: bool = True,
+    ) -> "OnnxModel":
+        """This model, after :func:`check_signature` (raises :class:`OnnxModelError` when it is not ``what``)."""
+        check_signature(self, what, inputs, outputs, float_inputs=float_inputs)
+        return self
+
     def _prepare(self, i: int, value: Any) -> np.ndarray:
         name, shape, dtype = self.input_names[i], self.input_shapes[i], self.input_dtypes[i]
         arr = np.asarray(value)
         if dtype is not None and arr.dtype != dtype:
             arr = arr.astype(dtype)
-        if not shape_matches(arr.shape, [d if isinstance(d, int) else None for d in shape]):
+        if shape is not None and not shape_matches(arr.shape, [d if isinstance(d, int) else None for d in shape]):
             raise OnnxModelError(
                 f"{self.path.name}: input {name!r} expects shape {shape}, got {tuple(arr.shape)}"
             )
@@ -189,7 +347,7 @@ class OnnxModel:
 
     def output_index_by_shape(self, pattern: Sequence[int | None]) -> int:
         """Index of the only declared output whose shape matches ``pattern`` (see :func:`shape_matches`)."""
-        hits = [i for i, s in enumerate(self.output_shapes) if shape_matches(s, pattern)]
+        hits = [i for i, s in enumerate(self.output_shapes) if s is not None and shape_matches(s, pattern)]
         if len(hits) != 1:
             raise OnnxModelError(
                 f"{self.path.name}: expected exactly one output of shape {list(pattern)}, "

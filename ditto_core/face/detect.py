@@ -25,7 +25,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from ..onnx_utils import OnnxModel
+from ..onnx_utils import OnnxModel, check_signature
 from ..errors import InputError
 
 __all__ = [
@@ -111,6 +111,13 @@ class FaceDetector:
     ) -> None:
         self.model = load_onnx(model, device)
         self.config = config or DetectorConfig()
+        side, n = self.config.input_size, len(self.config.strides)
+        check_signature(
+            self.model,
+            "the face detector (face_detector: SCRFD, det_10g.onnx or insightface_det.onnx)",
+            inputs=[(1, 3, side, side)],
+            outputs=[(None, 1)] * n + [(None, 4)] * n + [(None, 10)] * n,
+        )
         if len(self.model.input_names) != 1:
             raise ValueError(f"{self.model.path.name}: a face detector has one input, found {self.model.input_names}")
         self._centers: dict[tuple[int, int], np.ndarray] = {}

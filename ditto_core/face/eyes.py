@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..onnx_utils import OnnxModel
+from ..onnx_utils import OnnxModel, check_signature
 from .detect import NoFaceError, load_onnx
 
 __all__ = [
@@ -128,6 +128,13 @@ class BlazeFace:
 
     def __init__(self, model: OnnxModel | str | os.PathLike[str], device: Any = "cpu") -> None:
         self.model = load_onnx(model, device)
+        n = self.input_size
+        check_signature(
+            self.model,
+            "the BlazeFace detector of the eye features (blaze_face: blaze_face.onnx)",
+            inputs=[(1, n, n, 3)],
+            outputs=[self.num_anchors * 16, self.num_anchors],
+        )
         self.anchors = blaze_anchors()
 
     def decode(self, regressors: np.ndarray, logits: np.ndarray) -> np.ndarray:
@@ -188,6 +195,13 @@ class FaceMesh:
 
     def __init__(self, model: OnnxModel | str | os.PathLike[str], device: Any = "cpu") -> None:
         self.model = load_onnx(model, device)
+        n = self.input_size
+        check_signature(
+            self.model,
+            "the face mesh of the eye features (face_mesh: face_mesh.onnx)",
+            inputs=[(1, n, n, 3)],
+            outputs=[self.num_values],
+        )
 
     def roi_matrix(self, roi: np.ndarray) -> np.ndarray:
         """(3, 3) perspective matrix from image pixels to the 256x256 ROI image."""

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..onnx_utils import OnnxModel
+from ..onnx_utils import OnnxModel, check_signature
 from .crop import crop_image, transform_points
 from .detect import load_onnx
 
@@ -44,6 +44,13 @@ class Landmark106:
 
     def __init__(self, model: OnnxModel | str | os.PathLike[str], device: Any = "cpu") -> None:
         self.model = load_onnx(model, device)
+        n = self.input_size
+        check_signature(
+            self.model,
+            "the 106-point landmark model (landmark106: 2d106det.onnx or landmark106.onnx)",
+            inputs=[(1, 3, n, n)],
+            outputs=[(1, 2 * self.num_points)],
+        )
 
     def crop_matrix(self, box: np.ndarray) -> np.ndarray:
         """(2, 3) float64 affine from image pixels to the 192x192 input, for ``box`` (x1, y1, x2, y2, ...)."""
@@ -93,6 +100,13 @@ class Landmark203:
 
     def __init__(self, model: OnnxModel | str | os.PathLike[str], device: Any = "cpu") -> None:
         self.model = load_onnx(model, device)
+        n = self.dsize
+        check_signature(
+            self.model,
+            "the 203-point landmark model (landmark203: landmark203.onnx)",
+            inputs=[(1, 3, n, n)],
+            outputs=[(1, 2 * self.num_points)],
+        )
 
     def _points_output(self, outs: list[np.ndarray]) -> np.ndarray:
         want = 2 * self.num_points

@@ -127,8 +127,10 @@ class DittoModels:
                 "ditto: %s is a SYNTHETIC model kit (%s): random weights, the output is noise. "
                 "Use the official checkpoints for real results.", root, layout.SYNTHETIC_MARKER,
             )
-        nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
+        # the small files first (config, ONNX models): a bad one is reported before the networks take their time
+        defaults = DittoDefaults.from_config(load_config(cfg_path)) if cfg_path is not None else DittoDefaults()
         ort = ort_device(dev)
+        hubert = HubertFeatureExtractor(files["hubert"], device=ort)
         face = FaceModels.from_paths(
             detector=files["face_detector"],
             landmark106=files["landmark106"],
@@ -138,7 +140,7 @@ class DittoModels:
             face_landmarker_task=files.get("face_landmarker_task"),
             device=ort,
         )
-        defaults = DittoDefaults.from_config(load_config(cfg_path)) if cfg_path is not None else DittoDefaults()
+        nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
         if cfg_path is not None:
             files["config"] = cfg_path
         return cls(
@@ -151,7 +153,7 @@ class DittoModels:
             decoder=nets["decoder"],
             stitch=nets["stitch_network"],
             lmdm=nets["lmdm"],
-            hubert=HubertFeatureExtractor(files["hubert"], device=ort),
+            hubert=hubert,
             face=face,
             release=release_defaults(defaults),
             files=files,
