@@ -141,7 +141,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         help="portrait + speech -> talking-head video (mp4 with the audio)",
         description="Animate the face in SOURCE (an image, or a video read back and forth) with the speech in "
         "AUDIO and write an H.264 mp4 at 25 fps with the audio muxed in. Defaults are the official ones "
-        "(the release's config pickle when present).",
+        "(the release's config, part of the default download).",
     )
     p.add_argument("--source", required=True, help="portrait image (jpg, png, ...) or a video of one face")
     p.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate >= 8 kHz)")
@@ -238,7 +238,7 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("models_dir", help="models folder (created if needed)")
     p.add_argument("--role", dest="roles", action="append", help="only this file role (repeatable)")
-    p.add_argument("--all", action="store_true", help="also the optional files (config pickle, face_landmarker.task)")
+    p.add_argument("--all", action="store_true", help="also the optional files (face_landmarker.task, for the mediapipe eye backend)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_run_download)
 

@@ -9,6 +9,7 @@ reaches the caller unchanged. Nothing in the library polls a boolean.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ __all__ = [
     "fill_defaults",
     "mirror_index",
     "moving_average",
+    "set_ordinary_mode",
 ]
 
 #: ``progress(done, total)`` after each unit of work
@@ -77,3 +79,11 @@ def fill_defaults(options: T, defaults: Any) -> T:
         if getattr(options, f.name) is None and hasattr(defaults, f.name)
     }
     return dataclasses.replace(options, **missing) if missing else options  # type: ignore[type-var]
+
+
+def set_ordinary_mode(path: str | os.PathLike[str]) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode an ordinary new file gets (0666 less the umask,
+    0644 under the usual umask 022), before it is renamed to its final name."""
+    mask = os.umask(0o022)  # the umask can only be read by setting it; restored at once (single call, no await)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from . import layout
+from ._util import set_ordinary_mode
+from .config import config_safetensors_name, load_config, write_config_safetensors
 from .errors import DittoError
 
 __all__ = [
@@ -412,8 +414,8 @@ def _candidate_names(role: str) -> list[str]:
     rf = layout.BY_ROLE[role]
     names = [rf.filename, *layout.ONNX_AUX_ALIASES.get(role, ())]
     out: list[str] = []
-    for n in names:
-        if n.endswith(".pth"):
+    for n in names:  # a pickle-free copy (.safetensors) beats the pickle (.pth checkpoint, .pkl config)
+        if n.endswith((".pth", ".pkl")):
             out.append(n[: -len(".pth")] + ".safetensors")
     return out + names
 
@@ -484,6 +486,7 @@ def _atomic_write(dst: Path, write: Callable[[Path], None]) -> None:
         os.close(fd)
         tmp = Path(tmp_name)
         write(tmp)
+        set_ordinary_mode(tmp)
         os.replace(tmp, dst)
         tmp = None
     except CheckpointError:
@@ -543,7 +546,8 @@ def convert_folder(
 
     Works on the release layout or a flat folder. Each output holds exactly the unwrapped
     state_dict that :func:`load_state_dict` returns (contiguous copies, same dtypes), with
-    metadata ``ditto_role`` and ``source_file``. Other files (onnx, pkl, task, ...) are
+    metadata ``ditto_role`` and ``source_file``. The config pickle is written as its pickle-free copy
+    (:func:`~ditto_core.config.write_config_safetensors`, same content), which the loader prefers. Other files (onnx, task, ...) are
     copied unchanged when ``copy_other``, else skipped; ``.pth`` files that are not official
     names are skipped (never copied: they are pickles). Hidden files/folders (``.cache``)
     are ignored. Every write goes to a temporary file that is then renamed. ``log`` gets
@@ -575,6 +579,12 @@ def convert_folder(
             report.converted.append((rel.as_posix(), out_rel.as_posix()))
             say(f"converted {rel.as_posix()} -> {out_rel.as_posix()} ({len(tensors)} tensors, {nbytes / 1e6:.1f} MB)")
             del tensors, sd
+        elif f.name == layout.BY_ROLE["config"].filename:  # the config pickle -> its pickle-free copy
+            cfg = load_config(f)  # restricted unpickler, values checked
+            out_rel = rel.with_name(config_safetensors_name(f.name))
+            _atomic_write(dst_p / out_rel, lambda tmp: write_config_safetensors(tmp, cfg))
+            report.converted.append((rel.as_posix(), out_rel.as_posix()))
+            say(f"converted {rel.as_posix()} -> {out_rel.as_posix()} (pickle-free config)")
         elif f.suffix.lower() in _PICKLE_SUFFIXES:
             report.skipped.append(rel.as_posix())
             say(f"skipped {rel.as_posix()} (not an official checkpoint name)")

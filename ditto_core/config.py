@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import io
+import json
+import math
 import os
 import pickle
 import tempfile
@@ -28,7 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import layout
+from ._util import set_ordinary_mode
 from .conditions import COND_DIM
 from .motion.vector import MOTION_DIM
 from .errors import DittoError
@@ -40,6 +45,9 @@ __all__ = [
     "load_config",
     "restricted_loads",
     "write_config_pickle",
+    "write_config_safetensors",
+    "read_config_safetensors",
+    "config_safetensors_name",
     "DittoDefaults",
     "official_config_structure",
     "MOTION_FEAT_DIM",
@@ -152,15 +160,17 @@ def restricted_loads(data: bytes, source: str = "<bytes>") -> Any:
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read an official config pickle: ``{"base_cfg", "audio2motion_cfg", "default_kwargs"}``.
+    """Read the official config: ``{"base_cfg", "audio2motion_cfg", "default_kwargs"}``, from the release's pickle or
+    from its pickle-free copy (``.safetensors``, :func:`write_config_safetensors`; chosen by the suffix).
 
     Raises :class:`ConfigError` for a missing file, a forbidden global, a corrupt file or a
-    pickle that is not a dict with those three entries.
+    file that is not a dict with those three entries.
     """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config pickle not found (expected {layout.BY_ROLE['config'].filename})")
-    cfg = restricted_loads(p.read_bytes(), str(p))
+        raise ConfigError(f"{p}: config file not found (expected {layout.BY_ROLE['config'].filename} or "
+                          f"{config_safetensors_name()})")
+    cfg = read_config_safetensors(p) if p.suffix.lower() == ".safetensors" else restricted_loads(p.read_bytes(), str(p))
     if not isinstance(cfg, dict):
         raise ConfigError(f"{p}: not a Ditto config: it holds a {type(cfg).__name__}, expected a dict")
     missing = [k for k in ("base_cfg", "audio2motion_cfg", "default_kwargs") if k not in cfg]
@@ -263,11 +273,127 @@ def write_config_pickle(path: str | os.PathLike[str], cfg: Mapping[str, Any]) ->
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(dict(cfg), f, protocol=4)
+        set_ordinary_mode(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+# --------------------------------------------------------------------------- pickle-free copy
+#: ``format`` metadata entry of a pickle-free config
+CONFIG_FORMAT = "ditto-config"
+CONFIG_FORMAT_VERSION = 1
+
+
+def config_safetensors_name(pickle_name: str | None = None) -> str:
+    """The pickle-free copy's file name: the pickle's stem + ``.safetensors``
+    (``v0.4_hubert_cfg_pytorch.safetensors``)."""
+    name = pickle_name or layout.BY_ROLE["config"].filename
+    return Path(name).with_suffix(".safetensors").name
+
+
+def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """A config value -> JSON data; numpy arrays go to ``arrays`` under ``where`` (their path in the config) and are
+    referenced by it. Tuples, numpy scalars and dicts with non-string keys are tagged so they decode to themselves."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise ConfigError(f"{where}: an array of dtype {obj.dtype} cannot be written pickle-free")
+        arrays[where] = np.ascontiguousarray(obj)
+        return {"__array__": where}
+    if isinstance(obj, np.generic):
+        if obj.dtype.kind not in "biuf":
+            raise ConfigError(f"{where}: a numpy scalar of dtype {obj.dtype} cannot be written pickle-free")
+        return {"__scalar__": obj.dtype.str, "value": _encode(obj.item(), arrays, where)}
+    if isinstance(obj, (list, tuple)):
+        items = [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else {"__tuple__": items}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, arrays, f"{where}.{k}") for k, v in obj.items()}
+        return {"__items__": [[_encode(k, arrays, f"{where}<key>"), _encode(v, arrays, f"{where}[{k!r}]")]
+                              for k, v in obj.items()]}
+    raise ConfigError(f"{where}: a {type(obj).__name__} cannot be written pickle-free")
+
+
+def _decode(obj: Any, arrays: Mapping[str, np.ndarray], source: str) -> Any:
+    """JSON data of :func:`_encode` -> the config value."""
+    if isinstance(obj, list):
+        return [_decode(v, arrays, source) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__array__" in obj:
+        key = obj["__array__"]
+        if key not in arrays:
+            raise ConfigError(f"{source}: the array {key!r} the settings refer to is missing")
+        return np.array(arrays[key])
+    if "__scalar__" in obj:
+        return np.dtype(obj["__scalar__"]).type(_decode(obj["value"], arrays, source))
+    if "__float__" in obj:
+        return float(obj["__float__"])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, arrays, source) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_hashable(_decode(k, arrays, source)): _decode(v, arrays, source) for k, v in obj["__items__"]}
+    return {k: _decode(v, arrays, source) for k, v in obj.items()}
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
+
+
+def write_config_safetensors(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> Path:
+    """Write ``cfg`` without pickle, atomically: one safetensors file whose tensors are the config's numpy arrays
+    (named by their place in the config, e.g. ``default_kwargs.delta_eye_arr``) and whose metadata holds the other
+    settings as JSON (``config``), with ``format`` = ``ditto-config``. :func:`load_config` reads it back to the
+    same structure, values, types and dtypes as the pickle."""
+    from safetensors.numpy import save_file
+
+    arrays: dict[str, np.ndarray] = {}
+    settings = json.dumps(_encode(dict(cfg), arrays, "config"), allow_nan=False)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        save_file(arrays, tmp, metadata={"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION),
+                                         "config": settings})
+        set_ordinary_mode(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def read_config_safetensors(path: str | os.PathLike[str]) -> Any:
+    """The config a :func:`write_config_safetensors` file holds (nothing is unpickled)."""
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    try:
+        with safe_open(str(p), framework="np") as f:
+            meta = dict(f.metadata() or {})
+            if meta.get("format") != CONFIG_FORMAT:
+                raise ConfigError(f"{p}: not a Ditto config (metadata format={meta.get('format')!r}, expected "
+                                  f"{CONFIG_FORMAT!r})")
+            if meta.get("format_version") != str(CONFIG_FORMAT_VERSION):
+                raise ConfigError(f"{p}: config format version {meta.get('format_version')!r}; this version reads "
+                                  f"{CONFIG_FORMAT_VERSION}")
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+        data = json.loads(meta.get("config", ""))
+    except SafetensorError as e:
+        raise ConfigError(f"{p}: not a readable safetensors config: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{p}: the settings are not valid JSON: {e}") from None
+    return _decode(data, arrays, str(p))
 
 
 # --------------------------------------------------------------------------- defaults

@@ -43,7 +43,9 @@ AUX_FILES = (
 )
 
 CONFIG_FILES = (
-    ReleaseFile("config", "v0.4_hubert_cfg_pytorch.pkl", "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl", required=False),
+    # required: the official inference always passes it (blink template, motion clamp ranges, overall controls, sampling
+    # settings); a folder without it would silently run on code defaults
+    ReleaseFile("config", "v0.4_hubert_cfg_pytorch.pkl", "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl"),
 )
 
 #: the ``ditto_onnx/`` variants of the aux models (same networks, other I/O names); used when present
@@ -56,4 +58,5 @@ ALL_FILES = NETWORK_FILES + AUX_FILES + CONFIG_FILES
 #: roles of the six networks, and of the aux models the default pipeline needs
 NETWORK_ROLES = tuple(f.role for f in NETWORK_FILES)
 AUX_ROLES = tuple(f.role for f in AUX_FILES if f.required)
+CONFIG_ROLES = tuple(f.role for f in CONFIG_FILES)
 BY_ROLE = {f.role: f for f in ALL_FILES}

@@ -6,12 +6,14 @@ import pickle
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
 from ditto_core import layout
 from ditto_core.__main__ import main
+from ditto_core.config import load_config, official_config_structure
 from ditto_core.checkpoints import (
     MODELS,
     CheckpointError,
@@ -305,7 +307,8 @@ def _release_tree(root: Path) -> dict[str, object]:
     (root / "ditto_pytorch/aux_models").mkdir(parents=True)
     (root / "ditto_pytorch/aux_models/det_10g.onnx").write_bytes(b"onnx-bytes\x00\x01")
     (root / "ditto_cfg").mkdir()
-    (root / "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl").write_bytes(pickle.dumps({"default_kwargs": {}}))
+    cfg = official_config_structure({"sampling_timesteps": 25, "delta_eye_arr": np.arange(126.0).reshape(2, 63)})
+    (root / "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl").write_bytes(pickle.dumps(cfg))
     torch.save({"x": torch.zeros(1)}, root / "ditto_pytorch/models/not_official.pth")
     (root / ".cache").mkdir()
     (root / ".cache/lock").write_text("x")
@@ -322,13 +325,15 @@ def test_convert_cli_round_trip(tmp_path, capsys):
 
     files = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
     assert files == [
-        "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl",
+        "ditto_cfg/v0.4_hubert_cfg_pytorch.safetensors",  # the config pickle's pickle-free copy (not the pickle)
         "ditto_pytorch/aux_models/det_10g.onnx",
         "ditto_pytorch/models/lmdm_v0.4_hubert.safetensors",
         "ditto_pytorch/models/stitch_network.safetensors",
     ]
-    for rel in ("ditto_cfg/v0.4_hubert_cfg_pytorch.pkl", "ditto_pytorch/aux_models/det_10g.onnx"):
-        assert (dst / rel).read_bytes() == (src / rel).read_bytes()
+    assert (dst / "ditto_pytorch/aux_models/det_10g.onnx").read_bytes() == (src / "ditto_pytorch/aux_models/det_10g.onnx").read_bytes()
+    converted_cfg = load_config(dst / "ditto_cfg/v0.4_hubert_cfg_pytorch.safetensors")
+    assert converted_cfg["default_kwargs"]["sampling_timesteps"] == 25
+    assert np.array_equal(converted_cfg["default_kwargs"]["delta_eye_arr"], np.arange(126.0).reshape(2, 63))
 
     # the safetensors hold exactly the tensors the loader takes from the .pth (same dtype, same values)
     for role, rel in (

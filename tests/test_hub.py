@@ -51,7 +51,7 @@ def _put(root: Path, rel: str) -> Path:
 
 def test_default_roles_are_the_required_files():
     assert default_roles() == tuple(f.role for f in REQUIRED)
-    assert "config" not in default_roles() and "lmdm" in default_roles()
+    assert "config" in default_roles() and "lmdm" in default_roles()  # the official inference always passes the config
 
 
 def test_offline_lists_exactly_the_missing_files(tmp_path, fake_hub):

@@ -15,7 +15,7 @@ from torch import nn
 from .. import layout, official
 from ..audio import HubertFeatureExtractor
 from ..audio2motion import Audio2MotionConfig
-from ..checkpoints import find_model_file, load_model
+from ..checkpoints import load_model
 from ..conditions import Emotion
 from ..config import DittoDefaults, load_config
 from ..devices import DEVICES, ort_device, resolve_device
@@ -117,18 +117,18 @@ class DittoModels:
             raise ValueError(f"eye_backend must be one of {EYE_BACKENDS}, got {eye_backend!r}")
         root = Path(models_dir)
         dev = resolve_device(device)
-        roles = layout.NETWORK_ROLES + layout.AUX_ROLES
+        roles = layout.NETWORK_ROLES + layout.AUX_ROLES + layout.CONFIG_ROLES
         if eye_backend == "mediapipe":
             roles = tuple(r for r in roles if r not in ("blaze_face", "face_mesh")) + ("face_landmarker_task",)
         files = ensure_models(root, roles, download=download, progress=progress)
-        cfg_path = find_model_file(root, "config")
+        cfg_path = files["config"]  # the pickle-free copy when there is one (find_model_file prefers it)
         if (root / layout.SYNTHETIC_MARKER).exists():
             log.warning(
                 "ditto: %s is a SYNTHETIC model kit (%s): random weights, the output is noise. "
                 "Use the official checkpoints for real results.", root, layout.SYNTHETIC_MARKER,
             )
         # the small files first (config, ONNX models): a bad one is reported before the networks take their time
-        defaults = DittoDefaults.from_config(load_config(cfg_path)) if cfg_path is not None else DittoDefaults()
+        defaults = DittoDefaults.from_config(load_config(cfg_path))
         ort = ort_device(dev)
         hubert = HubertFeatureExtractor(files["hubert"], device=ort)
         face = FaceModels.from_paths(
@@ -141,8 +141,6 @@ class DittoModels:
             device=ort,
         )
         nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
-        if cfg_path is not None:
-            files["config"] = cfg_path
         return cls(
             models_dir=root,
             device=dev,
