@@ -16,6 +16,7 @@ import torch
 from ..face.paste import paste_mask
 from ..face.paste_torch import FramePaster
 from .renderer import Renderer
+from .._util import CancelFn
 
 __all__ = ["OUTPUTS", "Compositor", "render_batch"]
 
@@ -58,8 +59,9 @@ def render_batch(
     x_s: torch.Tensor,
     x_d: torch.Tensor,
     source_frames: Sequence[int],
+    cancel: CancelFn | None = None,
 ) -> torch.Tensor:
-    """Warp + decode one batch: ``f_s`` ``(N_src, 32, 16, 64, 64)`` (one volume per source frame),
+    """Warp + decode one batch (``cancel()`` between the two): ``f_s`` ``(N_src, 32, 16, 64, 64)`` (one volume per source frame),
     ``x_s`` ``(1 or b, 21, 3)``, ``x_d`` ``(b, 21, 3)``, ``source_frames[j]`` the source frame of output j ->
     renders ``(b, 512, 512, 3)`` float32 in [0, 255] on the renderer's device. One volume is broadcast when every
     output uses the same source frame (an image source)."""
@@ -67,4 +69,4 @@ def render_batch(
     if len(src) != x_d.shape[0]:
         raise ValueError(f"source_frames: expected one per output frame ({x_d.shape[0]}), got {len(src)}")
     fs = f_s[src[0] : src[0] + 1] if all(s == src[0] for s in src) else f_s[src]
-    return renderer.render(fs, x_s, x_d)
+    return renderer.render(fs, x_s, x_d, cancel) if cancel is not None else renderer.render(fs, x_s, x_d)

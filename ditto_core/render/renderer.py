@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..models.dense_motion import LARGE_KERNEL_MODES
+from .._util import CancelFn, check_cancel
 
 __all__ = [
     "BACKENDS",
@@ -164,8 +165,10 @@ class Renderer:
                 self._compiled["decoder"] = torch.compile(decoder, dynamic=False)
         self._prepared = True
 
-    def _images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        """Warp + decode of device tensors -> ``(B, 3, 512, 512)`` float32 in (0, 1) (the decoder's sigmoid)."""
+    def _images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
+                cancel: CancelFn | None = None) -> torch.Tensor:
+        """Warp + decode of device tensors -> ``(B, 3, 512, 512)`` float32 in (0, 1) (the decoder's sigmoid);
+        ``cancel()`` runs between the two (it raises to stop)."""
         b = x_d.shape[0]
         if f_s.shape[0] != b:
             f_s = f_s.expand(b, *f_s.shape[1:])
@@ -177,14 +180,17 @@ class Renderer:
             # "auto" is the warp's own default: leave it out (any warp callable works)
             kw = {} if self.config.large_kernel == "auto" else {"large_kernel": self.config.large_kernel}
             feat = warp(f_s, x_s, x_d, **kw)
+            check_cancel(cancel)
             if self.config.channels_last:
                 feat = feat.contiguous(memory_format=torch.channels_last)
             img = decoder(feat)
         return img.float()
 
     @torch.inference_mode()
-    def render_images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, 512, 512)`` float32 decoder output in (0, 1) on the device (shapes as :meth:`render`)."""
+    def render_images(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
+                      cancel: CancelFn | None = None) -> torch.Tensor:
+        """``(B, 3, 512, 512)`` float32 decoder output in (0, 1) on the device (shapes as :meth:`render`);
+        ``cancel()`` runs between warp and decode (not inside a captured CUDA graph, which runs as one call)."""
         self._prepare()
         b = x_d.shape[0]
         for name, t in (("f_s", f_s), ("x_s", x_s)):
@@ -194,15 +200,16 @@ class Renderer:
         x_s = x_s.to(self.device, torch.float32)
         x_d = x_d.to(self.device, torch.float32)
         if not self.config.cuda_graphs:
-            return self._images(f_s, x_s, x_d)
+            return self._images(f_s, x_s, x_d, cancel)
         key = (tuple(f_s.shape), tuple(x_s.shape), tuple(x_d.shape))
         if key not in self._graphs:
             self._graphs[key] = CudaGraphCall(self._images, (f_s, x_s, x_d))
         return self._graphs[key](f_s, x_s, x_d)
 
     @torch.inference_mode()
-    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        return self.render_images(f_s, x_s, x_d).permute(0, 2, 3, 1).clamp(0, 1) * 255
+    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
+               cancel: CancelFn | None = None) -> torch.Tensor:
+        return self.render_images(f_s, x_s, x_d, cancel).permute(0, 2, 3, 1).clamp(0, 1) * 255
 
 
 # ------------------------------------------------------------------------------------------------ backends

@@ -51,6 +51,7 @@ from .renderer import (
     register_backend,
 )
 from ..errors import DittoError
+from .._util import CancelFn, check_cancel
 
 __all__ = [
     "WARP_MODES",
@@ -563,13 +564,14 @@ class TensorRTRenderer(Renderer):
         return cls(None if warp_engine is not None else warp, dec, dev, config, warp_engine, cfg)
 
     @torch.inference_mode()
-    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
+               cancel: CancelFn | None = None) -> torch.Tensor:
         b = x_d.shape[0]
         limit = max(1, int(self.config.batch_size))
         if b > limit:  # the engines' profile ends at batch_size
             parts = [
                 self.render(f_s if f_s.shape[0] != b else f_s[i : i + limit],
-                            x_s if x_s.shape[0] != b else x_s[i : i + limit], x_d[i : i + limit])
+                            x_s if x_s.shape[0] != b else x_s[i : i + limit], x_d[i : i + limit], cancel)
                 for i in range(0, b, limit)
             ]
             return torch.cat(parts)
@@ -585,6 +587,7 @@ class TensorRTRenderer(Renderer):
         else:
             with autocast_context(self.device, self.config.precision):
                 feat = self.warp(f_s, x_s, x_d)
+        check_cancel(cancel)
         img = self.decoder_engine(feature=feat.float())["output"]
         return img.float().permute(0, 2, 3, 1).clamp(0, 1) * 255
 

@@ -29,12 +29,13 @@ class FrameRenderer:
         self.renderer = renderer
         self.compositor = Compositor(source.frames, source.M_c2o, output, renderer.device)
 
-    def render(self, indices: Sequence[int], x_s: torch.Tensor, x_d: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, indices: Sequence[int], x_s: torch.Tensor, x_d: torch.Tensor,
+               cancel: CancelFn | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Generated frames ``indices`` (``b`` of them; a video source is read ping-pong) with keypoints ``x_s``
         ``(1 or b, 21, 3)`` and ``x_d`` ``(b, 21, 3)`` -> (frames ``(b, H, W, 3)`` uint8, masks ``(b, H, W)``
-        float32) on the CPU."""
+        float32) on the CPU. ``cancel()`` runs between warp and decode."""
         src = [mirror_index(i, self.source.num_frames) for i in indices]
-        renders = render_batch(self.renderer, self.source.f_s, x_s, x_d, src)
+        renders = render_batch(self.renderer, self.source.f_s, x_s, x_d, src, cancel)
         return self.compositor.compose(renders, src)
 
 
@@ -58,7 +59,7 @@ def render_frames(
     512x512 face crop (``clip(0,1)*255`` truncated) and the 512 paste mask. ``frame_indices``: render only these
     frames (in this order); default all. ``renderer``: the caller's renderer (default: a new one of the models'
     backend, ``batch_size`` frames per call, dropped at the end). ``clip``: whole-clip controls on top of the
-    motion's own. ``cancel()`` runs before every batch.
+    motion's own. ``cancel()`` runs before every batch and between its warp and decode.
 
     Warp, decode and paste-back run on the models' device, batch by batch; each batch comes to the CPU in one
     transfer (the crops, or the pasted regions of the frames, which are then put into copies of the source frames).
@@ -77,7 +78,7 @@ def render_frames(
         check_cancel(cancel)
         rows = sel[b : b + step]
         x_s, x_d = kp.select(rows)
-        out, masks = frames.render(rows, x_s, x_d)
+        out, masks = frames.render(rows, x_s, x_d, cancel)
         if progress is not None:
             progress(b + len(rows), len(sel))
         yield out, masks
