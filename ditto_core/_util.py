@@ -81,9 +81,22 @@ def fill_defaults(options: T, defaults: Any) -> T:
     return dataclasses.replace(options, **missing) if missing else options  # type: ignore[type-var]
 
 
-def set_ordinary_mode(path: str | os.PathLike[str]) -> None:
-    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode an ordinary new file gets (0666 less the umask,
-    0644 under the usual umask 022), before it is renamed to its final name."""
-    mask = os.umask(0o022)  # the umask can only be read by setting it; restored at once (single call, no await)
+def _umask() -> int:
+    """The process umask: read from ``/proc/self/status`` where there is one (Linux; nothing is changed), else by
+    setting it and putting it back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    return mask
+
+
+def set_ordinary_mode(path: str | os.PathLike[str]) -> None:
+    """Give a file made by ``tempfile.mkstemp`` or safetensors (mode 0600) the mode an ordinary new file gets (0666
+    less the umask, 0644 under the usual umask 022), before it is renamed to its final name."""
+    os.chmod(path, 0o666 & ~_umask())

@@ -21,6 +21,7 @@ import torch
 
 from .controls import ClipSettings, FrameControls
 from .vector import MOTION_DIM
+from .._util import set_ordinary_mode
 from ..errors import InputError
 from ..validate import OptionError, check_int, check_number
 
@@ -243,6 +244,7 @@ def save_motion(path: str | os.PathLike[str], motion: Motion) -> Path:
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        set_ordinary_mode(tmp)  # safetensors makes its file 0600
         os.replace(tmp, p)
     except BaseException:  # an error or a signal: nothing half-written is left, an existing file is kept
         tmp.unlink(missing_ok=True)
