@@ -13,6 +13,9 @@ from .types import CATEGORY_MOTION, DITTO_MOTION
 from .utils import motion_ui
 
 MAX_FRAME = MAX_FRAMES
+#: EditOptions field -> widget, and the library's error names -> the widgets'
+_WIDGET_OF = {f.name: f.name for f in fields(EditOptions)} | {"start": "start_frame", "end": "end_frame"}
+EDIT_WIDGETS = {f"EditOptions.{field}": widget for field, widget in _WIDGET_OF.items()}
 
 
 def _f(default: float, lo: float, hi: float, step: float, tip: str) -> tuple[str, dict[str, Any]]:
@@ -80,15 +83,23 @@ class DittoEditMotion:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, start_frame: int = 0, end_frame: int = -1) -> bool | str:
+        """Before the workflow runs (ComfyUI passes the widget values): the frame range, as the library checks it."""
+        try:
+            with renamed(EDIT_WIDGETS):
+                EditOptions(start=start_frame, end=end_frame)
+        except ValueError as e:
+            return str(e)
+        return True
+
     def edit(self, motion: Any, **kw: Any) -> dict[str, Any]:
         from ditto_core.motion import apply_edit
 
-        names = {f.name: f.name for f in fields(EditOptions)} | {"start": "start_frame", "end": "end_frame"}
-        values = {field: kw[widget] for field, widget in names.items() if widget in kw}
+        values = {field: kw[widget] for field, widget in _WIDGET_OF.items() if widget in kw}
         values["label"] = kw.get("label") or ""
-        with renamed({f"EditOptions.{field}": widget for field, widget in names.items()}):
-            options = EditOptions(**values)  # the library checks every value; errors name the widget
-        out = apply_edit(motion, options)
+        with renamed(EDIT_WIDGETS):  # the library checks every value; errors name the widget
+            out = apply_edit(motion, EditOptions(**values))
         return {"ui": motion_ui(out), "result": (out,)}
 
 

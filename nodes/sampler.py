@@ -155,6 +155,18 @@ class DittoMotionSampler:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, emotion: str = "Neutral", emotion_mix: str = "") -> bool | str:
+        """Before the workflow runs (ComfyUI passes the widget values): the emotion and its mix, as the library
+        parses them, so an empty or malformed mix fails before the source and audio stages."""
+        try:
+            check_choice("emotion", emotion, EMOTION_CHOICES)
+            if emotion == "mix":
+                Emotion.parse(parse_emotion_mix(emotion_mix or ""))
+        except ValueError as e:
+            return str(e)
+        return True
+
     def sample(
         self,
         models: Any,

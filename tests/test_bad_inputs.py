@@ -466,3 +466,31 @@ def test_signal_handlers_are_restored_after_main(capsys):
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     assert main(["generate", "--source", "a.png", "--audio", "b.wav", "--out", "c.mp4", "--steps", "0"]) == 2
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
+
+
+def test_validate_inputs_refuse_widgets_before_the_workflow_runs(pack):
+    sampler = pack.NODE_CLASS_MAPPINGS["DittoMotionSampler"]
+    edit = pack.NODE_CLASS_MAPPINGS["DittoEditMotion"]
+    assert sampler.VALIDATE_INPUTS(emotion="Happy", emotion_mix="") is True
+    assert sampler.VALIDATE_INPUTS(emotion="mix", emotion_mix="Happy:0.7, Neutral:0.3") is True
+    assert sampler.VALIDATE_INPUTS(emotion="mix", emotion_mix="").startswith("emotion_mix: ")
+    assert sampler.VALIDATE_INPUTS(emotion="mix", emotion_mix="Joy:1").startswith("emotion_mix: ")
+    assert sampler.VALIDATE_INPUTS(emotion="Joy").startswith("emotion must be one of")
+    assert edit.VALIDATE_INPUTS(start_frame=0, end_frame=-1) is True
+    assert edit.VALIDATE_INPUTS(start_frame=5, end_frame=3) == (
+        "end_frame must be -1 (to the end) or greater than the start (5), got 3")
+    assert edit.VALIDATE_INPUTS(start_frame=-2, end_frame=-1).startswith("start_frame must be an integer in 0..")
+
+
+def test_edit_range_outside_the_clip(pack, caplog):
+    edit = pack.NODE_CLASS_MAPPINGS["DittoEditMotion"]()
+    widgets = dict(start_frame=0, end_frame=-1, ease_in=0, ease_out=0, pitch=0.0, yaw=10.0, roll=0.0,
+                   head_amplitude=1.0, mouth_amplitude=1.0, expression=1.0, relax_on_silence=0.0,
+                   silence_threshold=0.01, blink_interval=-1, gaze_fix="keep", fade_in=0, fade_out=0, smoothing=1)
+    motion = Motion(torch.zeros(8, 265))
+    with pytest.raises(OptionError, match=r"^start_frame must be a frame of the clip, 0..7 \(it has 8 frames\), got 8"):
+        edit.edit(motion, **{**widgets, "start_frame": 8})
+    with caplog.at_level("WARNING"):
+        out = edit.edit(motion, **{**widgets, "start_frame": 6, "end_frame": 20})["result"][0]
+    assert "end frame 20 is past the clip's 8 frames" in caplog.text
+    assert out.delta_yaw.tolist() == [0.0] * 6 + [10.0, 10.0]

@@ -31,6 +31,7 @@ weight ``w``: offsets add ``w * offset``, factors multiply by ``1 + w * (factor 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ from ..validate import OptionError, check_choice, check_int, check_number
 from .controls import MAX_AMPLITUDE, MAX_FRAMES, MAX_POSE_DEGREES, fade_ramp
 from .track import EditRange, Motion
 from .vector import POSE_DIMS
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GAZE_FIX_MODES", "EditOptions", "apply_edit", "ease_weights", "smooth_pose"]
 
@@ -185,12 +188,20 @@ def _silence_mask(vad: torch.Tensor, threshold: float, width: int = 5) -> torch.
 
 
 def apply_edit(motion: Motion, options: EditOptions) -> Motion:
-    """A new Motion with ``options`` applied on top of ``motion`` (which is not changed). See the module doc."""
+    """A new Motion with ``options`` applied on top of ``motion`` (which is not changed). See the module doc.
+
+    A range that starts past the clip is an :class:`~ditto_core.validate.OptionError`; one that ends past it runs to
+    the end of the clip (with a logged warning)."""
     if not isinstance(motion, Motion):
         raise ValueError(f"apply_edit: motion must be a Motion, got {type(motion).__name__}")
     if not isinstance(options, EditOptions):
         raise ValueError(f"apply_edit: options must be an EditOptions, got {type(options).__name__}")
     n = motion.num_frames
+    if options.start >= n:
+        raise OptionError("EditOptions.start", f"a frame of the clip, 0..{n - 1} (it has {n} frames)", options.start)
+    if options.end > n:
+        log.warning("Ditto edit: end frame %d is past the clip's %d frames; the edit runs to the end of the clip",
+                    options.end, n)
     s, e = _resolve_range(n, options.start, options.end)
     w = _weights(n, s, e, options.ease_in, options.ease_out)
     changes: dict[str, object] = {}
