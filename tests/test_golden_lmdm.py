@@ -1,12 +1,17 @@
 """Golden parity of the motion DiT (lmdm_forward, lmdm_ddim) and its checkpoint layout."""
 
 import ast
+import re
 
 import pytest
 import torch
 
+from ditto_core.audio2motion import Audio2MotionConfig, sample_window
+from ditto_core.config import DittoDefaults
 from ditto_core.models.lmdm import MotionDecoder
-from ditto_core.sampler import CosineSchedule, ddim_sample, ddim_times
+from ditto_core.runtime import SamplingOptions
+from ditto_core.runtime.models import release_defaults
+from ditto_core.sampler import CosineSchedule, ddim_times
 from ditto_core.testing.weight_rule import apply_weight_rule
 
 from conftest import assert_close_rel, rel_l2
@@ -14,6 +19,26 @@ from conftest import assert_close_rel, rel_l2
 pytestmark = [pytest.mark.golden, pytest.mark.usefixtures("one_torch_thread")]
 
 
+def production_config() -> Audio2MotionConfig:
+    """The DiT settings a job samples with by default: the release's offline settings as ``DittoModels.load`` builds
+    them for a models folder without a config pickle (the official code defaults, through
+    ``official.audio2motion_config``), under default :class:`SamplingOptions`. The CFG weight the golden tests use is
+    this one's ``guidance``, never a number written here."""
+    return SamplingOptions().config(release_defaults(DittoDefaults()).offline)
+
+
+@pytest.mark.parametrize("name, key, pattern", [
+    ("lmdm_forward", "note", r"guided \(weight\s+([0-9.]+)\)"),
+    ("e2e_offline", "sampling", r"CFG weight\s+([0-9.]+)"),
+], ids=["lmdm_forward", "e2e_offline"])
+def test_production_guidance_is_the_golden_weight(golden, name, key, pattern):
+    """The CFG weight each golden file records for the official run (its metadata) is the production default; the
+    tests take the weight from production, so this ties the two."""
+    text = golden(name).meta.get(key, "")
+    m = re.search(pattern, text)
+    assert m is not None, f"{name}'s {key!r} metadata names no CFG weight: {text!r}"
+    assert production_config().guidance == float(m.group(1))
+    assert release_defaults(DittoDefaults()).online.guidance == float(m.group(1))
 
 
 def test_state_dict_layout_matches_checkpoint():
@@ -61,10 +86,11 @@ def test_lmdm_forward(lmdm_forward_case, t):
     g, model = lmdm_forward_case
     sched = CosineSchedule()
     times = torch.tensor([t])
+    weight = production_config().guidance
     with torch.no_grad():
         x0_cond = model(g["x"], g["cond_frame"], g["cond"], times)
-        x_start = model.guided(g["x"], g["cond_frame"], g["cond"], times, 2.0, batched=False)
-        x_start_b = model.guided(g["x"], g["cond_frame"], g["cond"], times, 2.0, batched=True)
+        x_start = model.guided(g["x"], g["cond_frame"], g["cond"], times, weight, batched=False)
+        x_start_b = model.guided(g["x"], g["cond_frame"], g["cond"], times, weight, batched=True)
     pred_noise = sched.predict_noise(g["x"], t, x_start)
     assert_close_rel(x0_cond, g[f"x0_cond_only_t{t}"], 1e-4, f"x0_cond_only_t{t}")
     assert_close_rel(x_start, g[f"x_start_t{t}"], 1e-4, f"x_start_t{t}")
@@ -105,11 +131,7 @@ def test_lmdm_ddim(golden):
     if "times" in g.meta:
         assert ddim_times(steps) == [tuple(p) for p in ast.literal_eval(g.meta["times"])]
     model = apply_weight_rule(MotionDecoder(), g.salt)
-    sched = CosineSchedule()
-
-    def denoise(x, t):
-        return model.guided(x, g["cond_frame"], g["cond"], torch.full((x.shape[0],), t, dtype=torch.long))
-
-    with torch.no_grad():
-        out = ddim_sample(denoise, g["x_init"], sched, steps, g["noises"])
-    assert_close_rel(out, g["out"], 1e-3, "ddim out")
+    # one window as production samples it (sample_window: DDIM with the production CFG weight and batching)
+    cfg = production_config().replace(steps=steps)
+    out = sample_window(model, g["cond_frame"][0], g["cond"][0], g["x_init"][0], g["noises"], CosineSchedule(), cfg)
+    assert_close_rel(out[None], g["out"], 1e-3, "ddim out")

@@ -6,13 +6,16 @@ and motion extractors are filled by the weight rule with the file's salt. Every 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import assert_close_rel, assert_images_close, golden_dir, load_golden
+from conftest import assert_close_rel, assert_images_close, golden_dir, golden_file, golden_missing, load_golden
 from ditto_core.face import FaceModels, FaceTooSmallError, NoFaceError
 from ditto_core.face.eyes import eye_features
+from ditto_core.inputs import read_image
 from ditto_core.models.appearance import AppearanceFeatureExtractor
 from ditto_core.models.motion_extractor import MotionExtractor
 from ditto_core.source import X_S_KEYS, Source, register_source, smooth_x_s_info, source_motion, track_faces
@@ -26,11 +29,8 @@ TOL_EYE = 1e-4  # eye features, lmk478
 
 
 def _face_models() -> FaceModels:
-    d = golden_dir()
-    paths = [d / f"standin_{n}.onnx" for n in ("insightface_det", "landmark106", "landmark203", "blaze_face", "face_mesh")]
-    for p in paths:
-        if not p.exists():
-            pytest.skip(f"golden stand-in model {p} not present")
+    paths = [golden_file(f"standin_{n}.onnx") for n in ("insightface_det", "landmark106", "landmark203", "blaze_face",
+                                                         "face_mesh")]
     return FaceModels.from_paths(*paths[:3], blaze_face=paths[3], face_mesh=paths[4], device="cpu")
 
 
@@ -63,6 +63,32 @@ def video_run() -> tuple[dict, Source, object, FaceModels]:
     # the public call a driving video uses
     src3 = source_motion(track_faces(frames, fm), mot, "cpu", smoothing=3)
     return g, src, src3, fm
+
+
+# --- the image file ------------------------------------------------------------------------------------------
+
+
+def source_image_file(meta: dict[str, str]) -> Path:
+    """The image file ``source_image`` was read from (its ``file`` metadata, e.g. ``shared/samples/portrait.jpg``):
+    that file's name in the golden folder (the in-repo set keeps a copy), else that relative path under one of the
+    golden folder's parents (a shared golden folder beside its ``samples``)."""
+    rel = Path(meta["file"])
+    d = golden_dir()
+    for p in (d / rel.name, *(a / rel for a in d.parents)):
+        if p.is_file():
+            return p
+    golden_missing(f"source image file {rel.name} (source_image's 'file' {meta['file']!r}) in {d} or under its parents")
+    raise AssertionError("unreachable")
+
+
+def test_image_loader_matches_official_load_image():
+    """The project's loader on the golden source file gives the official loader's pixels exactly (``image_u8``:
+    ``cv2.imread`` -> BGR2RGB; the size rule changes nothing for this 1432x1432 file, checked in test_image_crop)."""
+    g = load_golden("source_image")
+    image = read_image(source_image_file(g.meta))
+    ref = g["image_u8"].numpy()
+    assert image.dtype == np.uint8 and image.shape == ref.shape, f"{image.dtype} {image.shape} != uint8 {ref.shape}"
+    np.testing.assert_array_equal(image, ref)
 
 
 # --- image source --------------------------------------------------------------------------------------------
@@ -130,6 +156,11 @@ def test_video_tracking_and_crops(video_run):
     n = frames.shape[0]
     assert not src.is_image and src.num_frames == n
     assert_close_rel(src.det_box, g["det_box"], TOL_GEOM, "det_box")
+    # the detector runs on frame 0 only; det_kps are the five points of the largest box, as for an image
+    boxes, kps = fm.detector.detect_faces(frames[0])
+    largest = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+    assert_close_rel(boxes[largest], g["det_box"], TOL_GEOM, "det_box (largest detector box)")
+    assert_close_rel(kps[largest], g["det_kps"], TOL_GEOM, "det_kps")
     lmk106 = fm.lmk106(frames[0], src.det_box)
     assert_close_rel(lmk106, g["lmk106_f0"], TOL_GEOM, "lmk106_f0")
     for i in range(n):

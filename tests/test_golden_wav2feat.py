@@ -5,17 +5,14 @@ import pytest
 
 from ditto_core.audio import HubertFeatureExtractor, OnlineAudioChunker, load_audio
 
-from conftest import assert_close_rel, golden_dir
+from conftest import assert_close_rel, golden_file
 
 pytestmark = pytest.mark.golden
 
 
 @pytest.fixture(scope="module")
 def hubert():
-    path = golden_dir() / "hubert_standin.onnx"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return HubertFeatureExtractor(path, device="cpu")
+    return HubertFeatureExtractor(golden_file("hubert_standin.onnx"), device="cpu")
 
 
 def test_offline_16k(golden, hubert):
