@@ -41,6 +41,7 @@ __all__ = [
     "AudioError",
     "ChunkConfig",
     "load_audio",
+    "load_audio_native",
     "pcm_to_float",
     "resample_to_16k",
     "frame_count",
@@ -263,17 +264,8 @@ def resample_to_16k(x: np.ndarray, sample_rate: float) -> np.ndarray:
     return np.asarray(y, dtype=x.dtype)
 
 
-def load_audio(source: Any, sample_rate: float | None = None, *, name: str | None = None) -> np.ndarray:
-    """Audio -> (T,) float32 mono at 16 kHz, as the official ``librosa.load(path, sr=16000)``.
-
-    ``source``: a path to any file PyAV decodes (wav, mp3, flac, m4a, ogg, video with sound...; first audio stream),
-    a waveform (T,), (C, T) or (1, C, T) (numpy or torch, float in [-1, 1] or PCM integers) with ``sample_rate``,
-    or a mapping ``{"waveform": ..., "sample_rate": ...}`` (ComfyUI AUDIO). Channels are averaged, then the
-    signal is resampled with soxr HQ when the rate is not 16 kHz. ``name`` labels the input in error messages.
-
-    Raises :class:`AudioError` for a missing/unreadable file, no audio stream, empty audio, NaN/inf samples,
-    a sample rate below 8 kHz and audio shorter than one 40 ms frame. Silence is valid but logged as a warning.
-    """
+def _load_channels(source: Any, sample_rate: float | None, name: str | None) -> tuple[np.ndarray, int | float, str]:
+    """The checks and decode :func:`load_audio` and :func:`load_audio_native` share -> ((C, T) float32, rate, what)."""
     if isinstance(source, Mapping):
         if "waveform" not in source or "sample_rate" not in source:
             raise AudioError(f"audio mapping: expected keys 'waveform' and 'sample_rate', got {sorted(source)}")
@@ -303,7 +295,37 @@ def load_audio(source: Any, sample_rate: float | None = None, *, name: str | Non
     if not np.isfinite(channels).all():
         bad = int((~np.isfinite(channels)).sum())
         raise AudioError(f"{what}: {bad} sample(s) are NaN or infinite; expected finite samples")
-    sr_num: float = int(sr_f) if sr_f.is_integer() else sr_f
+    sr_num: int | float = int(sr_f) if sr_f.is_integer() else sr_f
+    return channels, sr_num, what
+
+
+def load_audio_native(source: Any, sample_rate: float | None = None, *, name: str | None = None
+                      ) -> tuple[np.ndarray, int | float]:
+    """Audio at its own rate and channels -> ``((C, T) float32 in [-1, 1], sample_rate)`` (what the video's sound
+    track is made of).
+
+    Takes the same ``source`` as :func:`load_audio` (a file path, a waveform (T,), (C, T) or (1, C, T) with
+    ``sample_rate``, or a ComfyUI AUDIO mapping) and refuses the same inputs (missing/unreadable file, empty audio,
+    NaN/inf samples, a rate below 8 kHz, more than ``MAX_AUDIO_SECONDS``). The rate is an ``int`` when it is a whole
+    number of Hz. ``load_audio(samples, sample_rate)`` of the result is bit-identical to ``load_audio(source)``, so a
+    file needs decoding only once for both.
+    """
+    channels, sr, _ = _load_channels(source, sample_rate, name)
+    return channels, sr
+
+
+def load_audio(source: Any, sample_rate: float | None = None, *, name: str | None = None) -> np.ndarray:
+    """Audio -> (T,) float32 mono at 16 kHz, as the official ``librosa.load(path, sr=16000)``.
+
+    ``source``: a path to any file PyAV decodes (wav, mp3, flac, m4a, ogg, video with sound...; first audio stream),
+    a waveform (T,), (C, T) or (1, C, T) (numpy or torch, float in [-1, 1] or PCM integers) with ``sample_rate``,
+    or a mapping ``{"waveform": ..., "sample_rate": ...}`` (ComfyUI AUDIO). Channels are averaged, then the
+    signal is resampled with soxr HQ when the rate is not 16 kHz. ``name`` labels the input in error messages.
+
+    Raises :class:`AudioError` for a missing/unreadable file, no audio stream, empty audio, NaN/inf samples,
+    a sample rate below 8 kHz and audio shorter than one 40 ms frame. Silence is valid but logged as a warning.
+    """
+    channels, sr_num, what = _load_channels(source, sample_rate, name)
     audio = resample_to_16k(_to_mono(channels), sr_num)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if len(audio) < SAMPLES_PER_FRAME:

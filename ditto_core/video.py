@@ -2,9 +2,12 @@
 
 ``VideoWriter`` streams frames to the encoder as they come, and feeds the audio track up to the
 time of each written frame, so the two streams are interleaved and memory does not grow with the
-clip length. The file is written under a temporary name in the destination folder and renamed to
-the final name only when the writer is closed cleanly; after an error (including
-``KeyboardInterrupt``) the temporary file is removed and the final path is left as it was.
+clip length. The track keeps the audio's own sample rate (when AAC has it, else 48 kHz) and is mono or
+stereo (more channels are downmixed); given as ``audio=``, it is fitted to the video's length on close
+(cut at ``frames / fps`` seconds, or padded with silence up to it). The file is written under a
+temporary name in the destination folder and renamed to the final name only when the writer is
+closed cleanly; after an error (including ``KeyboardInterrupt``) the temporary file is removed and
+the final path is left as it was.
 
 Odd frame sizes: yuv420p needs even width and height, so a frame with an odd dimension is padded
 by one row and/or column that repeats its last row/column (edge padding; nothing is cropped and
@@ -33,13 +36,14 @@ import numpy as np
 from .errors import DittoError
 from .validate import check_output_path
 
-__all__ = ["VIDEO_SUFFIXES", "BackgroundWriter", "VideoWriter", "probe_video", "h264_encoder_name", "H264_ENCODERS", "VideoWriterError"]
+__all__ = ["VIDEO_SUFFIXES", "BackgroundWriter", "VideoWriter", "downmix_to_stereo", "probe_video", "h264_encoder_name",
+           "H264_ENCODERS", "VideoWriterError"]
 
 #: H.264 encoders tried in this order (the PyAV wheels ship libx264)
 H264_ENCODERS: tuple[str, ...] = ("libx264", "libopenh264", "h264_videotoolbox", "h264_nvenc", "h264_qsv", "h264_amf")
 #: file name endings of what the writer makes (an MPEG-4 container; .mov and .m4v players read it as well)
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov")
-#: sample rates the AAC encoder accepts; other input rates are resampled to 48 kHz
+#: sample rates the AAC encoder accepts; other input rates are resampled to 48 kHz (soxr)
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 
@@ -113,6 +117,54 @@ def _as_audio(audio: Any) -> np.ndarray:
     return arr
 
 
+def _as_channels(audio: Any) -> np.ndarray:
+    """The ``audio`` keyword: (T,) or (C, T) samples (numpy or torch; PCM integers scaled as
+    :func:`ditto_core.audio.pcm_to_float`) -> (C, T) float32 with C in {1, 2} (more channels downmixed, see
+    :func:`downmix_to_stereo`); other shapes and non-finite samples raise ``ValueError``."""
+    from .audio import pcm_to_float
+
+    arr = pcm_to_float(audio, "audio")
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[0] < 1:
+        raise ValueError(f"audio: expected samples of shape (T,) or (C, T), got shape {arr.shape}")
+    if arr.shape[0] > 64:
+        raise ValueError(f"audio: expected (C, T) with at most 64 channels, got shape {arr.shape} (is it (T, C)? transpose it)")
+    if arr.shape[1] == 0:
+        raise ValueError("audio: the waveform is empty (0 samples); pass None for a silent video")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("audio: the waveform holds NaN or inf values")
+    if arr.shape[0] > 2:
+        arr = downmix_to_stereo(arr)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def downmix_to_stereo(x: np.ndarray) -> np.ndarray:
+    """(C, T) with C > 2 -> (2, T): channel 0 is the left, channel 1 the right, and each further channel (centre,
+    LFE, surrounds, ...) goes into both at half weight; the sum is divided by ``1 + (C - 2) / 2`` so it cannot clip.
+    (A plain matrix: a waveform carries no channel layout, so no layout-aware mix is attempted.)"""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] <= 2:
+        return x
+    rest = 0.5 * x[2:].sum(axis=0, dtype=np.float64)
+    norm = 1.0 + (x.shape[0] - 2) / 2.0
+    return (np.stack([x[0] + rest, x[1] + rest]) / norm).astype(np.float32)
+
+
+def _resample(x: np.ndarray, rate: float, to: int) -> np.ndarray:
+    """(C, T) float32 at ``rate`` -> (C, round(T * to / rate)) at ``to`` Hz (soxr HQ)."""
+    import soxr
+
+    n_out = int(round(x.shape[1] * to / rate))
+    y = np.asarray(soxr.resample(np.ascontiguousarray(x.T), rate, to, quality="soxr_hq"), dtype=np.float32)
+    y = y.reshape(-1, x.shape[0]).T
+    if y.shape[1] > n_out:
+        y = y[:, :n_out]
+    elif y.shape[1] < n_out:
+        y = np.pad(y, ((0, 0), (0, n_out - y.shape[1])))
+    return np.ascontiguousarray(y)
+
+
 class _CloseOnSuccess:
     """Context manager of a writer: ``close()`` when the block succeeds, ``abort()`` on any exception."""
 
@@ -128,11 +180,11 @@ class _CloseOnSuccess:
 
 
 class VideoWriter(_CloseOnSuccess):
-    """Write an H.264 (yuv420p) mp4 frame by frame, with an optional mono AAC track.
+    """Write an H.264 (yuv420p) mp4 frame by frame, with an optional AAC sound track (mono or stereo).
 
     Use as a context manager::
 
-        with VideoWriter("out.mp4", fps=25, audio_16k=wave) as w:
+        with VideoWriter("out.mp4", fps=25, audio=samples, audio_sample_rate=48000) as w:
             for frame in frames:          # (H, W, 3) uint8 RGB
                 w.write(frame)
 
@@ -140,15 +192,24 @@ class VideoWriter(_CloseOnSuccess):
         path: final file name. The parent folder must exist. An existing file there is
             replaced only on a clean close.
         fps: frame rate (frames per second, may be fractional, e.g. 30000/1001).
-        audio_16k: mono waveform (T,) float in [-1, 1] (integers are scaled) at
-            ``audio_sample_rate`` Hz, or None for a silent video. The whole waveform is written
-            (it is not cut to the video length).
-        audio_sample_rate: sample rate of ``audio_16k`` in Hz. AAC is encoded at that rate when
-            AAC supports it, otherwise at 48 kHz.
+        audio_16k: the older form of ``audio`` for a mono waveform (T,) (or (T, 1) / (1, T)) at
+            ``audio_sample_rate`` Hz; by default the whole waveform is written (not fitted to the video).
+            Give ``audio`` or ``audio_16k``, not both; neither makes a silent video.
+        audio_sample_rate: sample rate of the audio in Hz (may be fractional). The AAC track keeps that rate when
+            AAC supports it (8, 11.025, 12, 16, 22.05, 24, 32, 44.1, 48, 64, 88.2, 96 kHz, 7350 Hz); any other rate is
+            resampled to 48 kHz (soxr HQ).
         crf: x264 constant rate factor (0 lossless .. 51; 18 is visually lossless).
         preset: x264 preset ("ultrafast" .. "veryslow").
-        audio_bitrate: AAC bit rate in bit/s.
+        audio_bitrate: AAC bit rate in bit/s; None: 128 kb/s mono, 192 kb/s stereo (at most the 6 bits per sample
+            and channel AAC can carry, e.g. 96 kb/s for 16 kHz mono).
         encoder: H.264 encoder name to prefer; None tries ``H264_ENCODERS`` in order.
+        audio: the sound track, (T,) mono or (C, T) samples (numpy or torch; float in [-1, 1], PCM integers are
+            scaled as :func:`ditto_core.audio.pcm_to_float`; NaN/inf refused) at ``audio_sample_rate`` Hz. One
+            channel is written as mono, two as stereo; more than two are downmixed to stereo
+            (:func:`downmix_to_stereo`: channels 0/1 left/right, the others into both at half weight).
+        fit_audio: fit the track to the video's length, ``frames / fps`` seconds, when the writer closes: longer
+            audio is cut there, shorter audio is padded with silence up to it. None (default): True with ``audio``,
+            False with ``audio_16k`` (the whole waveform, as before).
     """
 
     def __init__(
@@ -156,11 +217,14 @@ class VideoWriter(_CloseOnSuccess):
         path: str | os.PathLike[str],
         fps: float = 25,
         audio_16k: np.ndarray | None = None,
-        audio_sample_rate: int = 16000,
+        audio_sample_rate: float = 16000,
         crf: int = 18,
         preset: str = "medium",
-        audio_bitrate: int = 128_000,
+        audio_bitrate: int | None = None,
         encoder: str | None = None,
+        *,
+        audio: Any = None,
+        fit_audio: bool | None = None,
     ) -> None:
         self.path = check_output_path("path", path, VIDEO_SUFFIXES)
         fps_frac = Fraction(fps).limit_denominator(1_000_000)
@@ -171,17 +235,40 @@ class VideoWriter(_CloseOnSuccess):
         self.fps = fps_frac
         self.crf = int(crf)
         self.preset = preset
-        self.audio: np.ndarray | None = None if audio_16k is None else _as_audio(audio_16k)
-        if self.audio is not None and int(audio_sample_rate) <= 0:
-            raise ValueError(f"audio_sample_rate: expected a positive rate in Hz, got {audio_sample_rate}")
-        self.audio_rate = int(audio_sample_rate)
+        if audio is not None and audio_16k is not None:
+            raise ValueError("audio: give either audio or audio_16k, not both")
+        samples: np.ndarray | None = None
+        if audio_16k is not None:
+            samples = _as_audio(audio_16k)[None]
+        elif audio is not None:
+            samples = _as_channels(audio)
+        self.fit_audio = bool(audio is not None) if fit_audio is None else bool(fit_audio)
+        rate = 0.0
+        if samples is not None:
+            try:
+                rate = float(audio_sample_rate)
+            except (TypeError, ValueError):
+                raise ValueError(f"audio_sample_rate: expected a positive rate in Hz, got {audio_sample_rate!r}") from None
+            if not np.isfinite(rate) or rate <= 0:
+                raise ValueError(f"audio_sample_rate: expected a positive rate in Hz, got {audio_sample_rate}")
+            if not (rate.is_integer() and int(rate) in _AAC_RATES):
+                samples, rate = _resample(samples, rate, 48000), 48000.0
+        #: (C, T) float32 at ``audio_rate`` Hz, C in {1, 2} (None: no sound track)
+        self.audio: np.ndarray | None = samples
+        self.audio_rate = int(rate)  # 0 without a sound track
+        self.audio_channels = 0 if samples is None else int(samples.shape[0])
+        if audio_bitrate is None:  # 128 kb/s mono, 192 kb/s stereo, within AAC's 6 bits per sample and channel
+            n_ch = max(self.audio_channels, 1)
+            audio_bitrate = min(128_000 if n_ch == 1 else 192_000, 6 * (self.audio_rate or 48000) * n_ch)
+        elif int(audio_bitrate) <= 0:
+            raise ValueError(f"audio_bitrate: expected a positive bit rate in bit/s, got {audio_bitrate}")
         self.audio_bitrate = int(audio_bitrate)
         self.encoder = h264_encoder_name(encoder)
 
         self.tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial")
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (H, W) of the input frames
-        self._audio_sent = 0  # samples of self.audio already given to the encoder
+        self._audio_sent = 0  # samples of the track (audio, then silence when fitted) given to the encoder
         self._av = _av()
         self._container = None
         self._vstream = None
@@ -211,9 +298,8 @@ class VideoWriter(_CloseOnSuccess):
                 vs.bit_rate = max(1_000_000, int(w * h * float(self.fps) * 0.15))
             self._vstream = vs
             if self.audio is not None:
-                rate = self.audio_rate if self.audio_rate in _AAC_RATES else 48000
-                a = self._container.add_stream("aac", rate=rate)
-                a.layout = "mono"
+                a = self._container.add_stream("aac", rate=self.audio_rate)
+                a.layout = self._layout
                 a.bit_rate = self.audio_bitrate
                 self._astream = a
         except BaseException:
@@ -244,15 +330,31 @@ class VideoWriter(_CloseOnSuccess):
 
     write_batch = write
 
+    @property
+    def _layout(self) -> str:
+        return "stereo" if self.audio_channels == 2 else "mono"
+
     def _send_audio(self, until_s: float | Fraction | None) -> None:
-        """Give the encoder the audio up to ``until_s`` seconds (None: all of it)."""
+        """Give the encoder the track up to ``until_s`` seconds (None: the end of the track: the whole waveform, or
+        when fitted ``frames_written / fps``). A fitted track is the waveform cut there or followed by silence."""
         if self._astream is None or self.audio is None:
             return
-        end = len(self.audio) if until_s is None else min(len(self.audio), int(round(until_s * self.audio_rate)))
+        n = self.audio.shape[1]
+        if until_s is None:
+            until_s = self.frames_written / self.fps if self.fit_audio else None
+        if until_s is None:
+            end = n
+        else:
+            end = int(round(until_s * self.audio_rate))
+            if not self.fit_audio:
+                end = min(n, end)
         if end <= self._audio_sent:
             return
-        chunk = self.audio[self._audio_sent : end]
-        af = self._av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        chunk = self.audio[:, self._audio_sent : min(end, n)]
+        if end > max(n, self._audio_sent):  # fitted: silence after the waveform
+            pad = end - max(n, self._audio_sent)
+            chunk = np.concatenate([chunk, np.zeros((self.audio_channels, pad), np.float32)], axis=1)
+        af = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=self._layout)
         af.sample_rate = self.audio_rate
         af.pts = self._audio_sent
         af.time_base = Fraction(1, self.audio_rate)
@@ -378,7 +480,8 @@ def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``frames`` is counted by decoding the video stream; ``fps`` is the stream's average rate
     (float); ``audio_seconds`` is the audio stream's duration in seconds (0.0 without audio),
     which excludes the AAC padding. Also returns ``video_codec``, ``pix_fmt``, ``audio_codec``,
-    ``audio_sample_rate`` and ``audio_decoded_seconds`` (whole decoded AAC frames).
+    ``audio_sample_rate``, ``audio_channels`` (0 without audio) and ``audio_decoded_seconds`` (whole decoded AAC
+    frames).
     """
     av = _av()
     path = Path(path)
@@ -402,10 +505,12 @@ def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
         info["audio_seconds"] = 0.0
         info["audio_codec"] = None
         info["audio_sample_rate"] = None
+        info["audio_channels"] = 0
         if c.streams.audio:
             a = c.streams.audio[0]
             info["audio_codec"] = a.codec_context.name
             info["audio_sample_rate"] = int(a.codec_context.sample_rate)
+            info["audio_channels"] = int(a.codec_context.channels)
             n = sum(f.samples for f in c.decode(a))
             decoded = n / float(a.codec_context.sample_rate)
             info["audio_decoded_seconds"] = decoded  # whole AAC frames (1024 samples) decoded

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._util import CancelFn, ProgressFn, StageProgressFn
-from ..audio import frame_count, load_audio
+from ..audio import frame_count, load_audio, load_audio_native
 from ..render.compositor import OUTPUTS
 from ..render.renderer import Renderer
 from ..source import Source
@@ -25,10 +25,23 @@ __all__ = ["JobInputs", "generate", "prepare_job"]
 
 @dataclass(frozen=True)
 class JobInputs:
-    """What a job reads before generating: the registered ``source`` and the ``audio_16k`` (T,) mono waveform."""
+    """What a job reads before generating: the registered ``source``, the ``audio_16k`` (T,) mono waveform the models
+    hear, and the audio as given (``audio`` (C, T) float32 at ``audio_rate`` Hz, its own rate and channels) for the
+    video's sound track."""
 
     source: Source
     audio_16k: np.ndarray
+    audio: np.ndarray | None = None
+    audio_rate: int | float | None = None
+
+    def video_writer(self, out_path: str | Path, fps: float) -> Any:
+        """A :class:`~ditto_core.video.VideoWriter` for ``out_path`` whose sound track is the audio at its own rate
+        and channels, fitted to the video's length (the 16 kHz mono waveform when the original is not kept)."""
+        from ..video import VideoWriter
+
+        if self.audio is None or self.audio_rate is None:
+            return VideoWriter(out_path, fps=fps, audio=self.audio_16k, audio_sample_rate=16000)
+        return VideoWriter(out_path, fps=fps, audio=self.audio, audio_sample_rate=self.audio_rate)
 
 
 def prepare_job(
@@ -43,7 +56,8 @@ def prepare_job(
 ) -> JobInputs:
     """Check the output folder, read the source (an image or video path, or RGB uint8 frames) and the audio (a path,
     a waveform with ``sample_rate``, or a ComfyUI AUDIO mapping), and register the source: the part the offline job
-    and the streaming file job share."""
+    and the streaming file job share. The audio is decoded once: kept at its own rate and channels for the sound
+    track, and turned into the 16 kHz mono waveform the models hear (bit-identical to ``load_audio(audio)``)."""
     from ..inputs import read_source
 
     if out_path is not None:  # before any slow stage: a bad name, or one that would overwrite an input
@@ -54,9 +68,10 @@ def prepare_job(
     else:
         frames = np.asarray(source)
         is_image = frames.ndim == 3 or frames.shape[0] == 1
-    wave = load_audio(audio, sample_rate, name="audio")
+    native, rate = load_audio_native(audio, sample_rate, name="audio")
+    wave = load_audio(native, rate, name="audio")
     src = extract_source(models, frames, options.source, is_image=is_image, progress=progress, cancel=cancel)
-    return JobInputs(src, wave)
+    return JobInputs(src, wave, native, rate)
 
 
 def generate(
@@ -72,13 +87,16 @@ def generate(
 ) -> Path:
     """Portrait (or video) + speech -> an H.264 mp4 at 25 fps with the audio muxed in; returns the path.
 
+    The sound track is the given audio at its own sample rate and channels (AAC; more than two channels downmixed to
+    stereo, a rate AAC lacks resampled to 48 kHz), cut or padded with silence to the video's length.
+
     ``source``: an image/video path or RGB uint8 frames; ``audio``: a path or a waveform (with ``sample_rate``).
     ``options``: the job (:class:`JobOptions`; unset values are the release's offline settings). Frames are encoded
     as they are rendered (memory does not grow with the clip); on any error or interrupt the partial file is removed
     and nothing is left under ``out_path``. ``progress(stage, done, total)`` per stage: "source", "audio", "motion",
     "render". ``renderer``: the caller's (kept across jobs); default a new one of ``options.render``.
     """
-    from ..video import BackgroundWriter, VideoWriter
+    from ..video import BackgroundWriter
 
     opts = options or JobOptions()
     if opts.render.output not in OUTPUTS:
@@ -95,7 +113,7 @@ def generate(
     if renderer is None:
         renderer = models.new_renderer(backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
     # encoding runs on its own thread (BackgroundWriter), overlapping the rendering of the next batch
-    with BackgroundWriter(VideoWriter(out, fps=motion.fps, audio_16k=job.audio_16k, audio_sample_rate=16000)) as writer:
+    with BackgroundWriter(job.video_writer(out, fps=motion.fps)) as writer:
         for frames, _ in render_frames(models, job.source, motion, opts.render.output, progress=stage("render"),
                                        cancel=cancel, renderer=renderer, clip=opts.clip):
             writer.write(frames)

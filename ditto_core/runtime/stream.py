@@ -701,15 +701,16 @@ def stream_to_file(
     mapping) -> an mp4 written frame by frame as the streaming session produces them, the audio fed in
     ``piece``-sample pieces as fast as it is consumed (the ``generate --stream`` command). Takes the same
     :class:`JobOptions` as :func:`~ditto_core.runtime.generate`. Returns the session's :class:`StreamStats`. On an
-    error or an interrupt nothing is left under ``out_path``."""
-    from ..video import BackgroundWriter, VideoWriter
+    error or an interrupt nothing is left under ``out_path``. The sound track is the audio at its own sample rate and
+    channels, fitted to the video's length (as :func:`~ditto_core.runtime.generate`)."""
+    from ..video import BackgroundWriter
 
     opts = options or JobOptions()
     if opts.render.output == "none":
         raise ValueError("output: a video needs rendered frames ('full' or 'crop'), got 'none'")
     out = Path(out_path)
     job = prepare_job(models, source, audio, opts, out, sample_rate, cancel=cancel)
-    with BackgroundWriter(VideoWriter(out, fps=25, audio_16k=job.audio_16k, audio_sample_rate=16000)) as writer, \
+    with BackgroundWriter(job.video_writer(out, fps=25)) as writer, \
             StreamingSession(models, job.source, opts, streaming, cancel=cancel) as session:
         for frame in session.run(job.audio_16k, piece):
             writer.write(frame.image)
