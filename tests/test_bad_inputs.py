@@ -494,3 +494,64 @@ def test_edit_range_outside_the_clip(pack, caplog):
         out = edit.edit(motion, **{**widgets, "start_frame": 6, "end_frame": 20})["result"][0]
     assert "end frame 20 is past the clip's 8 frames" in caplog.text
     assert out.delta_yaw.tolist() == [0.0] * 6 + [10.0, 10.0]
+
+
+# --------------------------------------------------------------------------------------------- CLI, each media class
+def _cli_media_case(case: str, inputs, tmp_path: Path, monkeypatch) -> tuple[list[str], str]:
+    """(extra argv with --source/--audio, the text the error must name) for one bad-media case."""
+    src, audio = str(inputs["portrait"]), str(inputs["speech"])
+    if case == "audio not audio":
+        bad = tmp_path / "in" / "notes.wav"
+        bad.write_bytes(b"RIFF....WAVEjunk")
+        return ["--source", src, "--audio", str(bad)], "notes.wav"
+    if case == "audio too short":
+        return ["--source", src, "--audio", str(write_wav(tmp_path / "in" / "blip.wav", 0.01, 16000))], "blip.wav"
+    if case == "audio non-finite":
+        import av
+
+        bad = tmp_path / "in" / "nan.wav"
+        with av.open(str(bad), "w", format="wav") as c:
+            s = c.add_stream("pcm_f32le", rate=16000, layout="mono")
+            x = np.full((1, 1600), 0.1, np.float32)
+            x[0, 50] = np.nan
+            f = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
+            f.sample_rate = 16000
+            for p in s.encode(f):
+                c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+        return ["--source", src, "--audio", str(bad)], "NaN or infinite"
+    if case == "image unreadable":
+        bad = tmp_path / "in" / "face.png"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+        return ["--source", str(bad), "--audio", audio], "face.png"
+    if case == "image over the pixel cap":
+        import zlib
+
+        ihdr = (20000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+        chunk = b"IHDR" + ihdr
+        data = b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+        bad = tmp_path / "in" / "huge.png"
+        bad.write_bytes(data)
+        return ["--source", str(bad), "--audio", audio], "20000x20000 pixels"
+    if case == "video over the decoded budget":
+        import ditto_core.inputs as inputs_mod
+
+        monkeypatch.setattr(inputs_mod, "MAX_VIDEO_PIXELS", 64 * 64 * 2)
+        return ["--source", str(inputs["video"]), "--audio", audio], "clip.mp4"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["audio not audio", "audio too short", "audio non-finite", "image unreadable",
+                                  "image over the pixel cap", "video over the decoded budget"])
+def test_cli_each_media_class_is_one_line_exit_2(case, synthetic_kit, inputs, tmp_path, monkeypatch, capsys):
+    argv, named = _cli_media_case(case, inputs, tmp_path, monkeypatch)
+    digests = {p: _digest(p) for p in (tmp_path / "in").iterdir()}
+    out = tmp_path / "out" / "talk.mp4"
+    out.parent.mkdir()
+    code, err = _cli(capsys, "generate", *argv, "--out", str(out), "--models", str(synthetic_kit), "--no-download",
+                     "-q", "--steps", "1")
+    errors = [line for line in err if line.startswith("ditto: error:")]
+    assert code == 2 and len(errors) == 1 and named in errors[0], err
+    assert not any(line.startswith("Traceback") for line in err)
+    assert _names(out.parent) == [] and all(_digest(p) == h for p, h in digests.items())

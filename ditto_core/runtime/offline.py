@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,9 @@ def prepare_job(
     else:
         frames = np.asarray(source)
         is_image = frames.ndim == 3 or frames.shape[0] == 1
-    native, rate = load_audio_native(audio, sample_rate, name="audio")
-    wave = load_audio(native, rate, name="audio")
+    what = f"audio file {str(audio)!r}" if isinstance(audio, (str, os.PathLike)) else "audio"  # errors name it
+    native, rate = load_audio_native(audio, sample_rate, name=what)
+    wave = load_audio(native, rate, name=what)
     src = extract_source(models, frames, options.source, is_image=is_image, progress=progress, cancel=cancel)
     return JobInputs(src, wave, native, rate)
 
