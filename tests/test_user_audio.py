@@ -226,15 +226,6 @@ def test_generate_48k_stereo_in_48k_stereo_out(synthetic_models, portrait, tmp_p
 
 
 @pytest.mark.slow
-def test_generate_44k1_mono_file(synthetic_models, portrait, tmp_path):
-    sr = 44100
-    wav = write_wav(tmp_path / "speech.wav", tones(0.1, sr, (440.0,)), sr)
-    out = tmp_path / "mono.mp4"
-    generate(synthetic_models, portrait, wav, out, _fast())
-    _check_track(out, 0.1, sr, 1)
-
-
-@pytest.mark.slow
 def test_job_track_from_a_16k_mapping_and_an_array(synthetic_models, portrait, tmp_path):
     """prepare_job keeps a ComfyUI AUDIO mapping's and an array's own rate and channels for the video (what generate
     and stream_to_file hand the writer), and the models' 16 kHz waveform is load_audio's."""
