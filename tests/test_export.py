@@ -257,5 +257,5 @@ def test_export_cli(tmp_path):
     with pytest.raises(MissingModelsError, match="decoder"):
         args.func(args)
     args = parser.parse_args(["export-onnx", str(models), str(tmp_path / "out"), "--batch", "two"])
-    with pytest.raises(ValueError, match="--batch: expected 'dynamic' or a positive int"):
+    with pytest.raises(ValueError, match="--batch must be 'dynamic' or a positive integer"):
         args.func(args)
