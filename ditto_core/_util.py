@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +26,7 @@ __all__ = [
     "mirror_index",
     "moving_average",
     "set_ordinary_mode",
+    "write_atomically",
 ]
 
 #: ``progress(done, total)`` after each unit of work
@@ -100,3 +103,22 @@ def set_ordinary_mode(path: str | os.PathLike[str]) -> None:
     """Give a file made by ``tempfile.mkstemp`` or safetensors (mode 0600) the mode an ordinary new file gets (0666
     less the umask, 0644 under the usual umask 022), before it is renamed to its final name."""
     os.chmod(path, 0o666 & ~_umask())
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """``write(tmp)`` on a hidden temporary file beside ``path``, then the file gets ordinary permissions and is renamed
+    onto ``path``; returns ``path``. On any exception or signal the temporary file is removed and ``path`` is left as
+    it was (an existing file there is kept). The folder is made when missing."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        set_ordinary_mode(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p

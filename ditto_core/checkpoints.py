@@ -23,7 +23,6 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from . import layout
-from ._util import set_ordinary_mode
+from ._util import write_atomically
 from .config import config_safetensors_name, load_config, write_config_safetensors
 from .errors import DittoError
 
@@ -479,23 +478,12 @@ def _atomic_write(dst: Path, write: Callable[[Path], None]) -> None:
     Any failure (permission denied, disk full, a file where a folder should be, ...) removes the temporary file
     and raises :class:`CheckpointError` naming ``dst``; ``dst`` itself is never left half-written.
     """
-    tmp: Path | None = None
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        write(tmp)
-        set_ordinary_mode(tmp)
-        os.replace(tmp, dst)
-        tmp = None
+        write_atomically(dst, write)
     except CheckpointError:
         raise
     except Exception as e:  # OSError, or the writer's own error type (safetensors)
         raise CheckpointError(f"{dst}: cannot write the file ({_os_reason(e)})") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def _check_convert_paths(src: Path, dst: Path) -> None:

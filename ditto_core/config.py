@@ -23,7 +23,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from ._util import set_ordinary_mode
+from ._util import write_atomically
 from .conditions import COND_DIM
 from .motion.vector import MOTION_DIM
 from .errors import DittoError
@@ -267,18 +266,7 @@ def check_config_values(cfg: Mapping[str, Any], source: str = "config") -> None:
 
 def write_config_pickle(path: str | os.PathLike[str], cfg: Mapping[str, Any]) -> Path:
     """Write ``cfg`` as a plain pickle (protocol 4), atomically (temporary file, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(dict(cfg), f, protocol=4)
-        set_ordinary_mode(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomically(path, lambda tmp: tmp.write_bytes(pickle.dumps(dict(cfg), protocol=4)))
 
 
 # --------------------------------------------------------------------------- pickle-free copy
@@ -358,19 +346,8 @@ def write_config_safetensors(path: str | os.PathLike[str], cfg: Mapping[str, Any
 
     arrays: dict[str, np.ndarray] = {}
     settings = json.dumps(_encode(dict(cfg), arrays, "config"), allow_nan=False)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        save_file(arrays, tmp, metadata={"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION),
-                                         "config": settings})
-        set_ordinary_mode(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    meta = {"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION), "config": settings}
+    return write_atomically(path, lambda tmp: save_file(arrays, str(tmp), metadata=meta))
 
 
 def read_config_safetensors(path: str | os.PathLike[str]) -> Any:

@@ -28,7 +28,7 @@ from ditto_core.motion import ClipControls, EditOptions, Motion, load_motion, sa
 from ditto_core.motion.track import MotionFormatError
 from ditto_core.runtime import JobOptions, RenderOptions, SamplingOptions, SourceOptions, StreamingOptions, generate
 from ditto_core.validate import OptionError
-from ditto_core.video import VideoWriter, VideoWriterError, probe_video
+from ditto_core.video import VideoWriter, VideoWriterError
 
 REPO = Path(__file__).resolve().parent.parent
 

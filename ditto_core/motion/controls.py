@@ -34,11 +34,9 @@ gaps), ``0`` = no blinks, ``n`` = ``n`` frames between blinks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
-import numpy as np
 import torch
 
 from .vector import LIP_DIMS, MOTION_KEYS, NUM_KP

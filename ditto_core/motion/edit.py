@@ -32,7 +32,6 @@ weight ``w``: offsets add ``w * offset``, factors multiply by ``1 + w * (factor 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
