@@ -50,9 +50,9 @@ class DittoAudioToHuBERT:
                 log.warning("Ditto: audio has a batch of %d clips; using the first", wave.shape[0])
             wave = wave[0]
         bar = ComfyProgress()
-        feats = extract_audio_features(
-            models, wave.detach().cpu().float(), int(audio["sample_rate"]), progress=bar.progress, cancel=bar.cancel
-        )
+        # the waveform as it is (integer PCM is scaled by the library, as at every entry point); the rate checked there
+        feats = extract_audio_features(models, wave.detach().cpu(), audio["sample_rate"], progress=bar.progress,
+                                       cancel=bar.cancel)
         return (feats, int(feats.num_frames))
 
 

@@ -555,3 +555,14 @@ def test_cli_each_media_class_is_one_line_exit_2(case, synthetic_kit, inputs, tm
     assert code == 2 and len(errors) == 1 and named in errors[0], err
     assert not any(line.startswith("Traceback") for line in err)
     assert _names(out.parent) == [] and all(_digest(p) == h for p, h in digests.items())
+
+
+def test_audio_node_scales_integer_audio(pack, synthetic_models):
+    node = pack.NODE_CLASS_MAPPINGS["DittoAudioToHuBERT"]()
+    t = np.arange(8000) / 16000
+    pcm = (np.sin(2 * np.pi * 220 * t) * 12000).astype(np.int16)
+    as_int, n_int = node.encode(synthetic_models, {"waveform": torch.from_numpy(pcm)[None, None], "sample_rate": 16000})
+    as_float, n_float = node.encode(synthetic_models, {"waveform": torch.from_numpy(pcm / 32768.0).float()[None, None],
+                                                       "sample_rate": 16000})
+    assert n_int == n_float == 13
+    assert torch.equal(as_int.features, as_float.features) and float(as_int.vad.max()) < 1.0
