@@ -135,10 +135,8 @@ def current_rss_mib() -> float | None:
 def peak_rss_mib() -> float | None:
     """Peak resident set size of this process (MiB): /proc's VmHWM (Linux; :func:`reset_peak_rss` restarts it), else
     ``resource.getrusage`` ru_maxrss (KiB on Linux, bytes on macOS), else psutil's ``peak_wset`` (Windows), else None.
-    Covers every allocator (torch, numpy, onnxruntime).
-
-    Not ru_maxrss first on Linux: it is the larger of VmHWM and the high-water mark recorded when any thread of the
-    process exited, which the reset does not clear, so after threads have come and gone it can report an old peak."""
+    Covers every allocator (torch, numpy, onnxruntime). VmHWM first on Linux: it is the value
+    ``/proc/self/clear_refs`` resets, read where the reset writes it."""
     kib = _proc_status_kib("VmHWM")
     if kib is not None:
         return kib / 1024.0

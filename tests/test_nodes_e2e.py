@@ -8,6 +8,8 @@ the centre), 0.08 s of audio (2 frames at 25 fps), 2 DiT steps. The kit is built
 
 from __future__ import annotations
 
+import inspect
+
 import json
 import threading
 import wave
@@ -199,8 +201,12 @@ def run_api_workflow(prompt: dict[str, Any], pack, fakes) -> tuple[dict[str, tup
         ct = spec["class_type"]
         if ct in pack.NODE_CLASS_MAPPINGS:
             cls = pack.NODE_CLASS_MAPPINGS[ct]
-            if hasattr(cls, "VALIDATE_INPUTS"):
-                assert cls.VALIDATE_INPUTS(**{k: v for k, v in kw.items() if not isinstance(spec["inputs"][k], list)}) is True
+            if hasattr(cls, "VALIDATE_INPUTS"):  # as ComfyUI: the widget constants it names (all with **kwargs)
+                params = inspect.signature(cls.VALIDATE_INPUTS).parameters
+                takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+                widgets = {k: v for k, v in kw.items() if not isinstance(spec["inputs"][k], list)
+                           and (takes_all or k in params)}
+                assert cls.VALIDATE_INPUTS(**widgets) is True
             res, ui = call(cls(), **kw)
         else:
             res, ui = tuple(fakes[ct](**kw)), {}
