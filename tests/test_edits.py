@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ditto_core.validate import OptionError
 
 from ditto_core.motion import (
     FORMAT_VERSION,
@@ -103,13 +102,18 @@ def test_end_minus_one_and_past_the_end_mean_to_the_end():
     assert a.edits[-1].start == 15 and a.edits[-1].end == 20
 
 
-def test_a_range_past_the_end_is_refused_and_one_ending_past_it_runs_to_the_end():
-    m = _motion(10)  # an edit that starts past the clip was silently ignored; now it is an error naming the start
-    with pytest.raises(OptionError, match=r"EditOptions.start must be a frame of the clip, 0..9 \(it has 10 frames\)"):
-        apply_edit(m, EditOptions(start=10, end=30, yaw=1.0, mouth_amplitude=2.0, blink_interval=50))
-    out = apply_edit(m, EditOptions(start=8, end=30, yaw=1.0, blink_interval=50))
-    assert out.delta_yaw.tolist() == [0.0] * 8 + [1.0, 1.0] and out.blink_interval == 50
-    assert out.edits[-1].start == 8 and out.edits[-1].end == 10
+def test_a_range_past_the_end_warns_and_one_ending_past_it_runs_to_the_end(caplog):
+    m = _motion(10)
+    with caplog.at_level("WARNING"):
+        out = apply_edit(m, EditOptions(start=10, end=30, yaw=1.0, mouth_amplitude=2.0, blink_interval=50))
+    assert "start frame 10 is past the clip's 10 frames; this edit changes no frame" in caplog.text
+    assert torch.equal(out.delta_yaw, m.delta_yaw) and torch.equal(out.mouth_amplitude, m.mouth_amplitude)
+    assert out.edits == () and out.blink_interval == 50  # clip-wide settings still apply
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        out = apply_edit(m, EditOptions(start=8, end=30, yaw=1.0))
+    assert "end frame 30 is past the clip's 10 frames" in caplog.text
+    assert out.delta_yaw.tolist() == [0.0] * 8 + [1.0, 1.0] and (out.edits[-1].start, out.edits[-1].end) == (8, 10)
     assert torch.equal(ease_weights(10, 12, -1, 2, 2), torch.zeros(10))
 
 

@@ -189,16 +189,17 @@ def _silence_mask(vad: torch.Tensor, threshold: float, width: int = 5) -> torch.
 def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     """A new Motion with ``options`` applied on top of ``motion`` (which is not changed). See the module doc.
 
-    A range that starts past the clip is an :class:`~ditto_core.validate.OptionError`; one that ends past it runs to
-    the end of the clip (with a logged warning)."""
+    A range that starts past the clip changes no frame, one that ends past it runs to the end of the clip; both log a
+    warning (a saved workflow's keyframes may meet a shorter clip)."""
     if not isinstance(motion, Motion):
         raise ValueError(f"apply_edit: motion must be a Motion, got {type(motion).__name__}")
     if not isinstance(options, EditOptions):
         raise ValueError(f"apply_edit: options must be an EditOptions, got {type(options).__name__}")
     n = motion.num_frames
-    if options.start >= n:
-        raise OptionError("EditOptions.start", f"a frame of the clip, 0..{n - 1} (it has {n} frames)", options.start)
-    if options.end > n:
+    if options.start >= n:  # a warning, not an error: a saved workflow's keyframes may pass a shorter clip
+        log.warning("Ditto edit: start frame %d is past the clip's %d frames; this edit changes no frame (its "
+                    "clip-wide settings still apply)", options.start, n)
+    elif options.end > n:
         log.warning("Ditto edit: end frame %d is past the clip's %d frames; the edit runs to the end of the clip",
                     options.end, n)
     s, e = _resolve_range(n, options.start, options.end)
