@@ -336,6 +336,47 @@ def test_worker_thread_counts(synthetic_models, source):
         torch.set_num_threads(before)
 
 
+@pytest.mark.skipif("OpenMP" not in torch.__config__.parallel_info(), reason="per-thread counts need ATen on OpenMP")
+def test_a_session_made_beside_running_workers_reads_the_users_thread_count():
+    """While one session's motion worker runs pinned to 1 thread, a session created on a fresh thread still gets the
+    user's count for its render thread (it used to read the worker's 1 and render with another reduction order,
+    which made two concurrent sessions differ from each alone); the last worker out restores the user's count."""
+    from ditto_core.runtime.stream import _INTRAOP
+
+    def on_fresh_thread(fn):
+        got = []
+        t = threading.Thread(target=lambda: got.append(fn()))
+        t.start()
+        t.join()
+        return got[0]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    pinned, release = threading.Event(), threading.Event()
+
+    def motion_worker():
+        _INTRAOP.pin(1)
+        try:
+            pinned.set()
+            release.wait(10)
+        finally:
+            _INTRAOP.unpin()
+
+    worker = threading.Thread(target=motion_worker)
+    try:
+        worker.start()
+        assert pinned.wait(10)
+        assert on_fresh_thread(torch.get_num_threads) == 1  # what ATen gives a fresh thread meanwhile
+        assert on_fresh_thread(_INTRAOP.user_count) == 2  # what a session reads
+        release.set()
+        worker.join()
+        assert on_fresh_thread(torch.get_num_threads) == 2
+    finally:
+        release.set()
+        worker.join()
+        torch.set_num_threads(before)
+
+
 def test_render_worker_error_propagates(synthetic_models, source):
     class Boom(torch.nn.Module):
         def forward(self, x):

@@ -208,15 +208,45 @@ def _openmp_backend() -> bool:
     return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
-def _pin_intraop_threads(n: int) -> None:
-    """Give the calling (worker) thread ``n`` intra-op threads, whatever other threads set (OpenMP backend).
+class _IntraopPins:
+    """Per-worker intra-op thread counts (OpenMP backend) without changing what other threads are given.
 
     ATen gives a thread its count lazily, on its first parallel op, from a process-wide value that every
     ``torch.set_num_threads`` call overwrites: a render thread started beside a one-thread motion thread would
-    silently run on one core. ``get_num_threads`` forces that lazy step now; the explicit count then sticks.
+    silently run on one core, and a session created on a fresh thread while another session's workers run would read
+    their count instead of the user's (and render with another reduction order). So the first pin saves the
+    process-wide value, every session reads the user's count through :meth:`user_count`, and the last worker to
+    finish puts the saved value back. One instance per process, because the value it guards is per process.
     """
-    torch.get_num_threads()
-    torch.set_num_threads(int(n))
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved = 0
+
+    def user_count(self) -> int:
+        """The intra-op thread count the user set (the calling thread's count while no worker is pinned)."""
+        with self._lock:
+            return self._saved if self._active else torch.get_num_threads()
+
+    def pin(self, n: int) -> None:
+        """Give the calling (worker) thread ``n`` intra-op threads; pair with :meth:`unpin`."""
+        with self._lock:
+            if not self._active:
+                self._saved = torch.get_num_threads()  # a fresh worker reads the process-wide value here
+            self._active += 1
+            torch.get_num_threads()  # the lazy step first, so the explicit count sticks
+            torch.set_num_threads(int(n))
+
+    def unpin(self) -> None:
+        """A pinned worker is done; the last one restores the process-wide value for threads started later."""
+        with self._lock:
+            self._active -= 1
+            if not self._active:
+                torch.set_num_threads(self._saved)
+
+
+_INTRAOP = _IntraopPins()
 
 
 def _as_samples(samples: Any) -> np.ndarray:
@@ -338,7 +368,7 @@ class StreamingSession:
         self._t_last: float | None = None
         # intra-op threads per worker (OpenMP backend only: elsewhere the count is process-wide and left alone): the
         # render thread gets the caller's count; the motion thread motion_threads (1 on a CPU by default)
-        self._caller_threads = torch.get_num_threads()
+        self._caller_threads = _INTRAOP.user_count()
         motion_threads = streaming.motion_threads
         if motion_threads is None and models.device.type == "cpu":
             motion_threads = 1
@@ -535,7 +565,7 @@ class StreamingSession:
         """Run a worker body with ``threads`` intra-op threads (None: as ATen gives them); errors go to the caller."""
         try:
             if threads is not None:
-                _pin_intraop_threads(threads)
+                _INTRAOP.pin(threads)
             with torch.inference_mode():
                 body()
         except _Stopped:
@@ -544,8 +574,7 @@ class StreamingSession:
             self._fail(e)
         finally:
             if threads is not None:
-                # leave the process-wide default (what threads started later get) as the caller had it
-                torch.set_num_threads(self._caller_threads)
+                _INTRAOP.unpin()
 
     def _get(self, q: queue.Queue) -> Any:
         while True:
