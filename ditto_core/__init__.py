@@ -29,6 +29,7 @@ _PUBLIC = {
     "extract_audio_features": "ditto_core.runtime",
     "sample_motion": "ditto_core.runtime",
     "render_frames": "ditto_core.runtime",
+    "render_video": "ditto_core.runtime",
     "generate": "ditto_core.runtime",
     "stream_to_file": "ditto_core.runtime",
     "track_motion": "ditto_core.runtime",

@@ -88,5 +88,6 @@ FROZEN_WIDGETS: dict[str, tuple[str, ...]] = {
     ),
     "DittoSaveMotion": ("filename_prefix",),
     "DittoLoadMotion": ("motion_file",),
-    "DittoRenderFrames": ("output", "batch_size"),
+    "DittoRenderFrames": ("output", "batch_size", "start_frame", "frame_count"),
+    "DittoRenderVideo": ("output", "batch_size", "quality"),
 }

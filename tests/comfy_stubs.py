@@ -6,6 +6,8 @@
 * ``comfy.utils``: ``ProgressBar`` whose hook records every update in :class:`ProgressRecorder` and, like ComfyUI's
   hook, runs the interrupt check; ``recorder.interrupt_after = k`` raises ``InterruptProcessingException`` on the
   (k+1)-th update.
+* ``comfy_api.input_impl``: ``VideoFromFile(path)`` (the core VIDEO of a file: ``get_stream_source``,
+  ``get_dimensions``, ``get_duration``, ``save_to`` copying the file, as ComfyUI's stream copy with auto format/codec).
 * ``comfy.model_management``: cpu ``get_torch_device``, ``soft_empty_cache``, ``InterruptProcessingException``,
   ``interrupt_current_processing`` / ``throw_exception_if_processing_interrupted`` / ``processing_interrupted``.
 
@@ -27,7 +29,7 @@ from typing import Any, Iterator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: the name ComfyUI gives the pack: its folder name under custom_nodes (hyphenated, as most packs are)
 PACK_NAME = "ComfyUI-Ditto"
-STUB_NAMES = ("folder_paths", "comfy", "comfy.utils", "comfy.model_management")
+STUB_NAMES = ("folder_paths", "comfy", "comfy.utils", "comfy.model_management", "comfy_api", "comfy_api.input_impl")
 
 
 class InterruptProcessingException(Exception):
@@ -106,6 +108,34 @@ def _make_utils(recorder: ProgressRecorder, mm: types.ModuleType) -> types.Modul
     utils.ProgressBar = ProgressBar
     utils.PROGRESS_BAR_HOOK = hook
     return utils
+
+
+class VideoFromFile:
+    """The stub of ``comfy_api.input_impl.VideoFromFile`` (ComfyUI v0.3.64): a core VIDEO backed by a file."""
+
+    def __init__(self, file: str) -> None:
+        self._file = file
+
+    def get_stream_source(self) -> str:
+        return self._file
+
+    def get_dimensions(self) -> tuple[int, int]:
+        from ditto_core.video import probe_video
+
+        info = probe_video(self._file)
+        return info["width"], info["height"]
+
+    def get_duration(self) -> float:
+        from ditto_core.video import probe_video
+
+        info = probe_video(self._file)
+        return info["frames"] / info["fps"]
+
+    def save_to(self, path: str, format: str = "auto", codec: str = "auto", metadata: Any = None) -> None:
+        import shutil
+
+        assert format in ("auto", "mp4") and codec in ("auto", "h264")
+        shutil.copyfile(self._file, path)
 
 
 def _make_folder_paths(base: Path) -> types.ModuleType:
@@ -222,7 +252,13 @@ def install_stubs(base: Path) -> ComfyStubs:
     comfy.__path__ = []  # a package
     comfy.utils = utils
     comfy.model_management = mm
-    sys.modules.update({"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm})
+    comfy_api = types.ModuleType("comfy_api")
+    comfy_api.__path__ = []
+    input_impl = types.ModuleType("comfy_api.input_impl")
+    input_impl.VideoFromFile = VideoFromFile
+    comfy_api.input_impl = input_impl
+    sys.modules.update({"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm,
+                        "comfy_api": comfy_api, "comfy_api.input_impl": input_impl})
     return ComfyStubs(Path(base), fp, utils, mm, recorder, saved)
 
 

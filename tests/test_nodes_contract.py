@@ -18,7 +18,7 @@ CORE_TYPES = {
 }
 EXPECTED_NODES = {
     "DittoLoadModels", "DittoExtractSource", "DittoAudioToHuBERT", "DittoMotionSampler", "DittoEditMotion",
-    "DittoSaveMotion", "DittoLoadMotion", "DittoRenderFrames",
+    "DittoSaveMotion", "DittoLoadMotion", "DittoRenderFrames", "DittoRenderVideo",
 }
 
 
@@ -135,6 +135,12 @@ def test_official_defaults(pack):
     r = req("DittoRenderFrames")
     assert r["output"][1]["default"] == "full"
     assert m["DittoRenderFrames"].RETURN_TYPES == ("IMAGE", "MASK", "FLOAT")
+    frames_range = m["DittoRenderFrames"].INPUT_TYPES()["optional"]
+    assert frames_range["start_frame"][1]["default"] == 0 and frames_range["frame_count"][1]["default"] == 0
+    v = m["DittoRenderVideo"].INPUT_TYPES()
+    assert m["DittoRenderVideo"].RETURN_TYPES == ("VIDEO",) and v["optional"]["audio"][0] == "AUDIO"
+    assert v["required"]["quality"][1]["default"] == 18  # the command line's CRF
+    assert {k: v["required"][k] for k in ("models", "source", "motion", "output", "batch_size")} == r
 
 
 def test_edit_defaults_are_the_identity(pack):

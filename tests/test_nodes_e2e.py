@@ -385,6 +385,49 @@ def test_render_frames_full(comfy, models, source, motion, recorder):
     assert 0 <= float(frames.min()) and float(frames.max()) <= 1 and 0 <= float(mask.min()) and float(mask.max()) <= 1
     assert float(mask[:, IMAGE_SIZE // 2, IMAGE_SIZE // 2].min()) > 0.5  # the face in the centre was pasted
     assert recorder.updates[-1] == (N_FRAMES, N_FRAMES)
+    # a frame range renders those frames only (within a grey level of the whole clip: another batch grouping)
+    (part, part_mask, _), _ = call(node(pack, "DittoRenderFrames"), models=models, source=source, motion=motion[0],
+                                   output="full", batch_size=1, start_frame=1, frame_count=5)
+    assert part.shape == (N_FRAMES - 1, IMAGE_SIZE, IMAGE_SIZE, 3) and part_mask.shape == part.shape[:3]
+    assert float((part - frames[1:]).abs().max()) <= 1 / 255 + 1e-6
+    assert recorder.updates[-1] == (N_FRAMES - 1, N_FRAMES - 1)
+    with pytest.raises(ValueError, match=r"start_frame must be a frame of the motion \(0\.\.1: 2 frames"):
+        call(node(pack, "DittoRenderFrames"), models=models, source=source, motion=motion[0], output="full",
+             batch_size=1, start_frame=N_FRAMES, frame_count=0)
+
+
+@pytest.mark.slow
+def test_render_video_writes_the_clip_with_the_users_audio(comfy, models, source, motion, recorder):
+    """Render Video: an mp4 in the temp folder with the audio at its own rate and channels (24 kHz stereo here), fitted to
+    the video; a core VIDEO for Save Video and a preview on the node; Cancel leaves no file behind."""
+    from ditto_core.video import probe_video
+
+    pack, stubs = comfy
+    temp = stubs.base / "temp"
+    (video,), ui = call(node(pack, "DittoRenderVideo"), models=models, source=source, motion=motion[0],
+                        output="crop", batch_size=2, quality=23, audio=audio_dict())
+    path = Path(video.get_stream_source())
+    assert path.parent == temp and path.suffix == ".mp4"
+    assert ui["images"] == [{"filename": path.name, "subfolder": "", "type": "temp"}] and ui["animated"] == (True,)
+    info = probe_video(path)
+    assert info["frames"] == N_FRAMES and info["fps"] == pytest.approx(25.0) and (info["width"], info["height"]) == (512, 512)
+    assert info["has_audio"] and info["audio_sample_rate"] == 24000 and info["audio_channels"] == 2
+    assert recorder.updates[-1] == (N_FRAMES, N_FRAMES)
+    saved = stubs.output_dir / "copy.mp4"
+    video.save_to(str(saved))
+    assert probe_video(saved)["frames"] == N_FRAMES
+
+    before = sorted(p.name for p in temp.iterdir())
+    recorder.reset()
+    recorder.interrupt_after = 0  # Cancel pressed during the first batch
+    with pytest.raises(InterruptProcessingException):
+        call(node(pack, "DittoRenderVideo"), models=models, source=source, motion=motion[0], output="crop",
+             batch_size=1, quality=18, audio=None)
+    assert sorted(p.name for p in temp.iterdir()) == before  # no partial or hidden file
+    assert abs(info["audio_seconds"] - N_FRAMES / 25) < 0.04 + 1e-9 or info["audio_decoded_seconds"] >= N_FRAMES / 25
+    with pytest.raises(ValueError, match="quality must be an integer in 0..51, got 52"):
+        call(node(pack, "DittoRenderVideo"), models=models, source=source, motion=motion[0], output="crop",
+             batch_size=1, quality=52)
 
 
 @pytest.mark.slow

@@ -7,14 +7,14 @@
   :func:`sample_motion`.
 * Keypoints (:mod:`.keypoints`): :class:`KeypointPlanner`, incremental, for a whole clip or one hop.
 * Frames (:mod:`.frames`): :class:`FrameRenderer` (renderer + compositor) and :func:`render_frames`.
-* Offline (:mod:`.offline`): :func:`generate`. Streaming (:mod:`.stream`): :class:`StreamingSession`,
+* Offline (:mod:`.offline`): :func:`generate`, :func:`render_video` (motion -> an mp4, in flat memory). Streaming (:mod:`.stream`): :class:`StreamingSession`,
   :func:`stream_to_file`.
 """
 
 from .frames import FrameRenderer, render_frames
 from .keypoints import KeypointPlanner, Keypoints
 from .models import DEVICES, EYE_BACKENDS, DittoModels, resolve_device
-from .offline import generate
+from .offline import generate, render_video
 from .options import (
     STREAM_OUTPUTS,
     JobOptions,
@@ -48,5 +48,5 @@ __all__ = [
     "KeypointPlanner", "Keypoints", "ReleaseDefaults", "RenderOptions", "SamplingOptions", "SourceOptions",
     "StreamCancelled", "StreamFrame", "StreamRecord", "StreamStats", "StreamingOptions", "StreamingSession",
     "extract_audio_features", "extract_source", "format_stats", "generate", "motion_conditions", "render_frames",
-    "resolve_device", "sample_motion", "source_motion_vector", "stream_to_file", "track_motion",
+    "render_video", "resolve_device", "sample_motion", "source_motion_vector", "stream_to_file", "track_motion",
 ]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._util import CancelFn, ProgressFn, StageProgressFn
 from ..audio import frame_count, load_audio, load_audio_native
+from ..motion.controls import ClipControls
+from ..motion.track import Motion
 from ..render.compositor import OUTPUTS
 from ..render.renderer import Renderer
 from ..source import Source
@@ -21,7 +24,7 @@ from ..validate import check_output_path
 from ..video import VIDEO_SUFFIXES
 from .stages import extract_audio_features, extract_source, sample_motion
 
-__all__ = ["JobInputs", "generate", "prepare_job"]
+__all__ = ["JobInputs", "generate", "prepare_job", "render_video"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,20 @@ class JobInputs:
     audio: np.ndarray | None = None
     audio_rate: int | float | None = None
 
+    def sound_track(self) -> tuple[np.ndarray, int | float]:
+        """The video's sound track: the audio at its own rate and channels (the 16 kHz mono waveform when the
+        original is not kept) and its sample rate in Hz."""
+        if self.audio is None or self.audio_rate is None:
+            return self.audio_16k, 16000
+        return self.audio, self.audio_rate
+
     def video_writer(self, out_path: str | Path, fps: float) -> Any:
-        """A :class:`~ditto_core.video.VideoWriter` for ``out_path`` whose sound track is the audio at its own rate
-        and channels, fitted to the video's length (the 16 kHz mono waveform when the original is not kept)."""
+        """A :class:`~ditto_core.video.VideoWriter` for ``out_path`` whose sound track is :meth:`sound_track`,
+        fitted to the video's length."""
         from ..video import VideoWriter
 
-        if self.audio is None or self.audio_rate is None:
-            return VideoWriter(out_path, fps=fps, audio=self.audio_16k, audio_sample_rate=16000)
-        return VideoWriter(out_path, fps=fps, audio=self.audio, audio_sample_rate=self.audio_rate)
+        audio, rate = self.sound_track()
+        return VideoWriter(out_path, fps=fps, audio=audio, audio_sample_rate=rate)
 
 
 def prepare_job(
@@ -98,8 +107,6 @@ def generate(
     and nothing is left under ``out_path``. ``progress(stage, done, total)`` per stage: "source", "audio", "motion",
     "render". ``renderer``: the caller's (kept across jobs); default a new one of ``options.render``.
     """
-    from ..video import BackgroundWriter
-
     opts = options or JobOptions()
     if opts.render.output not in OUTPUTS:
         raise ValueError(f"output: a video needs rendered frames ('full' or 'crop'), got {opts.render.output!r}")
@@ -114,9 +121,51 @@ def generate(
     assert motion.num_frames == frame_count(len(job.audio_16k))
     if renderer is None:
         renderer = models.new_renderer(backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
+    audio_track, rate = job.sound_track()
+    return render_video(models, job.source, motion, out, audio_track, rate, opts.render.output, renderer=renderer,
+                        clip=opts.clip, progress=stage("render"), cancel=cancel)
+
+
+def render_video(
+    models: DittoModels,
+    source: Source,
+    motion: Motion,
+    out_path: str | Path,
+    audio: Any = None,
+    sample_rate: int | float | None = None,
+    output: str = "full",
+    *,
+    renderer: Renderer | None = None,
+    batch_size: int = 4,
+    clip: ClipControls | None = None,
+    frame_indices: Sequence[int] | None = None,
+    crf: int = 18,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> Path:
+    """Render ``motion`` on ``source`` straight into an H.264 mp4 at the motion's fps; returns the path.
+
+    Frames are encoded as they are rendered, on a thread of their own (memory does not grow with the clip). ``audio``:
+    the sound track, (T,) or (C, T) samples at ``sample_rate`` Hz, a ComfyUI AUDIO mapping, or a file path; it is kept
+    at its own rate and channels (AAC) and cut or padded with silence to the video's length; None makes a silent
+    video. ``output``: "full" or "crop" (:func:`render_frames`); ``frame_indices``: only these frames (default all);
+    ``renderer``: the caller's (default a new one of the models' backend, ``batch_size`` frames per call). On any
+    error, Cancel or signal the partial file is removed and nothing is left under ``out_path``.
+    """
+    from ..video import BackgroundWriter, VideoWriter
+
+    if output not in OUTPUTS:
+        raise ValueError(f"output: a video needs rendered frames ('full' or 'crop'), got {output!r}")
+    out = check_output_path("out_path", out_path, VIDEO_SUFFIXES)
+    track = rate = None
+    if audio is not None:
+        track, rate = load_audio_native(audio, sample_rate, name="audio")
+    if renderer is None:
+        renderer = models.new_renderer(batch_size)
+    writer = VideoWriter(out, fps=motion.fps, crf=crf, audio=track, audio_sample_rate=rate or 16000)
     # encoding runs on its own thread (BackgroundWriter), overlapping the rendering of the next batch
-    with BackgroundWriter(job.video_writer(out, fps=motion.fps)) as writer:
-        for frames, _ in render_frames(models, job.source, motion, opts.render.output, progress=stage("render"),
-                                       cancel=cancel, renderer=renderer, clip=opts.clip):
-            writer.write(frames)
+    with BackgroundWriter(writer) as background:
+        for frames, _ in render_frames(models, source, motion, output, progress=progress, cancel=cancel,
+                                       frame_indices=frame_indices, renderer=renderer, clip=clip):
+            background.write(frames)
     return out
