@@ -4,7 +4,9 @@ ComfyUI imports this file as a package (``custom_nodes/<folder>/__init__.py``). 
 
 * registers the ``ditto`` model folder (``models/ditto``, keeping paths from extra_model_paths.yaml);
 * makes the bundled ``ditto_core`` library importable as ``ditto_core``;
-* exports ``NODE_CLASS_MAPPINGS``, ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY``.
+* exports ``NODE_CLASS_MAPPINGS``, ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY``;
+* puts the example workflows' sample inputs into ComfyUI's input folder where no file of that name is
+  (``nodes/examples.py``; ``DITTO_NO_EXAMPLE_INPUTS=1`` skips it).
 
 It never downloads anything and never loads a model; optional packages (huggingface_hub for downloads, mediapipe,
 tensorrt) are only looked up when a node needs them. If a required package is missing, one error line names it
@@ -95,6 +97,9 @@ elif __package__:
     _register_model_folder()
     _use_bundled_ditto_core()
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402,F811
+    from .nodes.examples import install_into_comfyui_input  # noqa: E402
+
+    install_into_comfyui_input()
 # else: imported as a plain module, not as a package (pytest sets up the checkout's folder this way when its name
 # is not a Python name, e.g. "tmp.x1y2"): there is no package to load the nodes from, and nothing is registered
 

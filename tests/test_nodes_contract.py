@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 import sys
 
 import pytest
@@ -321,3 +322,38 @@ def test_web_directory_is_declared_once():
     comfy = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["comfy"]
     assert "web" not in comfy
     assert {"PublisherId", "DisplayName", "Icon"} <= set(comfy)
+
+
+def test_loading_the_pack_puts_the_sample_inputs_into_the_input_folder(tmp_path, monkeypatch, caplog):
+    """The templates' sample inputs appear in ComfyUI's input folder (top level, where Load Image / Audio / Video
+    list files), byte for byte; a file the user already has under that name is never replaced; the opt-out and an
+    unwritable folder leave nothing half-copied and raise nothing."""
+    stubs = install_stubs(tmp_path / "a")
+    mine = stubs.input_dir / "ditto_speech.wav"
+    mine.write_bytes(b"the user's own file")
+    try:
+        pack = load_pack()
+        examples = sys.modules[f"{pack.__name__}.nodes.examples"]
+        for name in examples.EXAMPLE_INPUTS:
+            if name != mine.name:
+                assert (stubs.input_dir / name).read_bytes() == (examples.EXAMPLE_INPUTS_DIR / name).read_bytes()
+        assert mine.read_bytes() == b"the user's own file"
+        assert examples.install_example_inputs(stubs.input_dir) == []  # the second load copies nothing
+
+        empty = tmp_path / "b"
+        monkeypatch.setenv(examples.OPT_OUT_ENV, "1")
+        assert examples.install_example_inputs(empty) == [] and not empty.exists()
+        monkeypatch.delenv(examples.OPT_OUT_ENV)
+        def disk_full(src, dst):
+            with open(dst, "wb") as f:
+                f.write(b"half")
+            raise OSError(28, "No space left on device")
+
+        full = tmp_path / "full"
+        monkeypatch.setattr(examples.shutil, "copyfile", disk_full)
+        assert examples.install_example_inputs(full) == []
+        assert list(full.iterdir()) == []  # no partial file, under any name
+        assert "could not put the sample input ditto_portrait.jpg" in caplog.text and "No space left" in caplog.text
+    finally:
+        unload_pack()
+        stubs.uninstall()

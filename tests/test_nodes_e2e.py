@@ -104,14 +104,17 @@ def _write_inputs(folder: Path) -> None:
 
     from ditto_core.video import VideoWriter
 
-    cv2.imwrite(str(folder / "portrait.png"), cv2.cvtColor(_image(), cv2.COLOR_RGB2BGR))
+    # short stand-ins under the sample inputs' names (replacing the copies the pack put there: the real portrait and
+    # speech would take minutes to render here)
+    cv2.imwrite(str(folder / "ditto_portrait.jpg"), cv2.cvtColor(_image(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 100])
     pcm = (_audio().T * 32767).astype("<i2")
-    with wave.open(str(folder / "speech.wav"), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(24000)
-        w.writeframes(pcm.tobytes())
-    with VideoWriter(folder / "source_video.mp4", fps=FPS, preset="ultrafast") as v:
+    for name in ("ditto_speech.wav", "ditto_speech_long.flac"):  # WAV data either way: PyAV decodes by content
+        with wave.open(str(folder / name), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(24000)
+            w.writeframes(pcm.tobytes())
+    with VideoWriter(folder / "ditto_source_video.mp4", fps=FPS, preset="ultrafast") as v:
         for k in range(3):
             v.write(np.roll(_image(1), 2 * k, axis=1))
 
@@ -147,11 +150,11 @@ def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
         img = cv2.cvtColor(cv2.imread(str(inp / image)), cv2.COLOR_BGR2RGB)
         return image_tensor(img), torch.zeros(1, *img.shape[:2])
 
-    def load_audio(audio):
-        with wave.open(str(inp / audio), "rb") as w:
-            sr, ch = w.getframerate(), w.getnchannels()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, ch).T / 32768.0
-        return ({"waveform": torch.from_numpy(pcm.astype(np.float32))[None], "sample_rate": sr},)
+    def load_audio(audio):  # ComfyUI decodes with PyAV, by content
+        from ditto_core.audio import load_audio_native
+
+        pcm, sr = load_audio_native(str(inp / audio))
+        return ({"waveform": torch.from_numpy(pcm)[None], "sample_rate": sr},)
 
     def load_video(file):
         return (FakeVideo(image_tensor(read_video(inp / file)), float(FPS)),)
@@ -167,6 +170,14 @@ def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
         assert format in ("auto", "mp4") and codec in ("auto", "h264")
         out = stubs.output_dir / f"{filename_prefix}_00001_.mp4"
         out.parent.mkdir(parents=True, exist_ok=True)
+        if hasattr(video, "save_to"):  # a core VIDEO of a file (Render Video): copied as ComfyUI does
+            from ditto_core.video import probe_video
+
+            video.save_to(str(out), format, codec)
+            info = probe_video(out)
+            saved.append({"path": out, "frames": info["frames"], "fps": info["fps"],
+                          "audio": info["audio_channels"] or None})
+            return ()
         frames = (video.images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         wave16 = None
         if video.audio is not None:

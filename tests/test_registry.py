@@ -33,9 +33,9 @@ except ModuleNotFoundError:  # Python 3.10
 SVG_NS = "{http://www.w3.org/2000/svg}"
 #: what ComfyUI needs to run the pack, besides everything tracked under RUNTIME_DIRS
 RUNTIME_FILES = {"__init__.py", "pyproject.toml", "requirements.txt", "LICENSE", "README.md"}
-RUNTIME_DIRS = ("nodes", "ditto_core", "web", "workflows")
+RUNTIME_DIRS = ("nodes", "ditto_core", "web", "workflows", "example_inputs")
 #: never shipped: tests (and their 50 MB of golden data), benchmarks, CI, screenshots
-NOT_SHIPPED = ("tests", "benchmarks", ".benchmarks", ".ci", ".github", "docs")
+NOT_SHIPPED = ("tests", "benchmarks", ".benchmarks", ".ci", ".github", "docs", "tools")
 EXPECTED_NODE_COUNT = 9
 
 

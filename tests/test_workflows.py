@@ -10,6 +10,7 @@ import pytest
 
 from comfy_stubs import stubbed_pack
 from core_nodes import CONTROL_AFTER_GENERATE, UI_ONLY_NODES
+from make_workflows import BASIC, CURVE_H, CURVE_NODES, KEYFRAMES, LONG, TITLE_H, VIDEO
 from workflow_tools import API_DIR, Interface, api_twin, interfaces, ui_to_api, ui_workflow_files
 
 UI_FILES = ui_workflow_files()
@@ -32,10 +33,46 @@ def _load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_at_least_three_workflows_with_api_twins():
-    assert len(UI_FILES) >= 3
-    assert {"basic_talking_head", "emotion_and_head_pose_keyframes", "video_source"} <= set(NAMES)
+def test_the_four_workflows_with_api_twins_and_thumbnails():
+    assert set(NAMES) == {BASIC, KEYFRAMES, VIDEO, LONG}
     assert sorted(p.name for p in API_DIR.glob("*.json")) == sorted(p.name for p in UI_FILES)
+    for path in UI_FILES:  # the template card: a same-name .jpg (ComfyUI's templates browser shows it)
+        import cv2
+
+        thumb = cv2.imread(str(path.with_suffix(".jpg")))
+        assert thumb is not None and thumb.shape[:2] == (512, 512), path.name
+        assert float(thumb.std()) > 20  # a picture, not a blank
+
+
+LOADERS = {"LoadImage": "image", "LoadAudio": "audio", "LoadVideo": "file"}
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=NAMES)
+def test_workflow_inputs_ship_with_the_pack(path, pack):
+    """Every file a template loads is one of the pack's sample inputs, which the pack copies into ComfyUI's input
+    folder (nodes/examples.py), so the template runs as shipped."""
+    from importlib import import_module
+
+    from_pack = import_module(f"{pack.__name__}.nodes.examples")
+    used = [n["inputs"][LOADERS[n["class_type"]]] for n in _load(api_twin(path)).values() if n["class_type"] in LOADERS]
+    assert used
+    for name in used:
+        assert name in from_pack.EXAMPLE_INPUTS and (from_pack.EXAMPLE_INPUTS_DIR / name).is_file(), name
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=NAMES)
+def test_nodes_do_not_overlap(path):
+    """Node boxes (title bar included; the curve nodes sized for their chart) do not overlap."""
+    boxes = [(n["pos"][0], n["pos"][1] - TITLE_H, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1], n["id"])
+             for n in _load(path)["nodes"]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+            assert not overlap, f"{path.name}: nodes {a[4]} and {b[4]} overlap"
+    for n in _load(path)["nodes"]:
+        if n["type"] in CURVE_NODES:
+            rows = len([i for i in n["inputs"] if "widget" not in i]) + len(n["outputs"]) + len(n["widgets_values"])
+            assert n["size"][1] >= 46 + 24 * rows + CURVE_H, f"{path.name}: node {n['id']} has no room for the curves"
 
 
 def _check_value(iface: Interface, name: str, value, where: str) -> None:
@@ -156,7 +193,7 @@ def _broken(path, what):
     "what", ["missing widget value", "bad control value", "swapped widgets", "unknown node", "type mismatch", "out of range"]
 )
 def test_the_checker_catches_broken_workflows(what, ifaces):
-    path = next(p for p in UI_FILES if p.stem == "basic_talking_head")
+    path = next(p for p in UI_FILES if p.stem == BASIC)
     with pytest.raises(AssertionError):
         check_ui_workflow(_broken(path, what), ifaces, path.name)
 
