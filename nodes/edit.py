@@ -94,13 +94,15 @@ class DittoEditMotion:
         return True
 
     def edit(self, motion: Any, **kw: Any) -> dict[str, Any]:
-        from ditto_core.motion import apply_edit
+        from ditto_core.motion import apply_edit, range_warning
 
         values = {field: kw[widget] for field, widget in _WIDGET_OF.items() if widget in kw}
         values["label"] = kw.get("label") or ""
         with renamed(EDIT_WIDGETS):  # the library checks every value; errors name the widget
-            out = apply_edit(motion, EditOptions(**values))
-        return {"ui": motion_ui(out), "result": (out,)}
+            options = EditOptions(**values)
+            out = apply_edit(motion, options)
+        warning = range_warning(motion.num_frames, options)  # shown on the node's chart (web/ditto_motion.js)
+        return {"ui": motion_ui(out, {"warnings": [warning] if warning else []}), "result": (out,)}
 
 
 NODE_CLASS_MAPPINGS = {"DittoEditMotion": DittoEditMotion}

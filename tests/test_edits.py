@@ -106,7 +106,7 @@ def test_a_range_past_the_end_warns_and_one_ending_past_it_runs_to_the_end(caplo
     m = _motion(10)
     with caplog.at_level("WARNING"):
         out = apply_edit(m, EditOptions(start=10, end=30, yaw=1.0, mouth_amplitude=2.0, blink_interval=50))
-    assert "start frame 10 is past the clip's 10 frames; this edit changes no frame" in caplog.text
+    assert "start frame 10 is past the clip's 10 frames: this edit changes no frame" in caplog.text
     assert torch.equal(out.delta_yaw, m.delta_yaw) and torch.equal(out.mouth_amplitude, m.mouth_amplitude)
     assert out.edits == () and out.blink_interval == 50  # clip-wide settings still apply
     caplog.clear()

@@ -367,6 +367,14 @@ def test_edit_motion_stacks(comfy, motion):
     assert torch.equal(m2.delta_yaw, m1.delta_yaw) and m2.mouth_amplitude.tolist() == [2.0, 2.0]
     assert [e["label"] for e in ui2["ditto_motion"][0]["edits"]] == ["turn", "mouth ×2"]
     assert motion[0].edits == ()  # the input motion is untouched
+    assert ui1["ditto_motion"][0]["warnings"] == [] and ui2["ditto_motion"][0]["warnings"] == []
+    # a range past the clip (keyframes saved for a longer clip) runs, with the warning shown on the node's chart
+    (m3,), ui3 = call(edit, motion=m2, **{**defaults, "start_frame": 75, "yaw": 5.0})
+    assert torch.equal(m3.delta_yaw, m2.delta_yaw)
+    assert ui3["ditto_motion"][0]["warnings"] == [
+        "start frame 75 is past the clip's 2 frames: this edit changes no frame (its clip-wide settings still apply)"]
+    (_,), ui4 = call(edit, motion=m2, **{**defaults, "start_frame": 1, "end_frame": 9})
+    assert ui4["ditto_motion"][0]["warnings"] == ["end frame 9 is past the clip's 2 frames: the edit runs to the end of the clip"]
 
 
 def test_save_and_load_motion(comfy, motion):

@@ -9,7 +9,7 @@
 
 from .controls import ClipControls, ClipSettings, FrameControls, exp_amplitude
 from .curves import motion_curves, shaped_motion
-from .edit import GAZE_FIX_MODES, EditOptions, apply_edit, ease_weights, smooth_pose
+from .edit import GAZE_FIX_MODES, EditOptions, apply_edit, ease_weights, range_warning, smooth_pose
 from .track import (
     CONTROL_NAMES,
     FORMAT_NAME,
@@ -50,7 +50,7 @@ __all__ = [
     "CONTROL_NAMES", "EXP", "EYE_KPS", "FORMAT_NAME", "FORMAT_VERSION", "FPS", "GAZE_FIX_MODES", "HEAD_DIMS",
     "LIP_DIMS", "LIP_KPS", "MOTION_DIM", "MOTION_KEYS", "NUM_BINS", "NUM_KP", "PITCH", "POSE_DIMS", "ROLL", "SCALE",
     "T", "YAW", "ClipControls", "ClipSettings", "EditOptions", "EditRange", "FrameControls", "Motion",
-    "MotionDict", "MotionFormatError", "apply_edit", "bins_to_degrees", "dict_to_motion", "ease_weights",
+    "MotionDict", "MotionFormatError", "apply_edit", "range_warning", "bins_to_degrees", "dict_to_motion", "ease_weights",
     "exp_amplitude", "load_motion", "motion_curves", "motion_to_dict", "pose_to_degrees", "rotation_matrix",
     "save_motion", "shaped_motion", "smooth_pose", "transform_keypoint",
 ]

@@ -186,6 +186,19 @@ def _silence_mask(vad: torch.Tensor, threshold: float, width: int = 5) -> torch.
     return moving_average((vad < threshold).double(), width).float()
 
 
+def range_warning(num_frames: int, options: EditOptions) -> str | None:
+    """What is wrong with the edit's frame range on a clip of ``num_frames`` frames, or None: a range that starts
+    past the clip changes no frame; one that ends past it runs to the end of the clip. Warnings, not errors: a saved
+    workflow's keyframes may meet a shorter clip."""
+    n = int(num_frames)
+    if options.start >= n:
+        return (f"start frame {options.start} is past the clip's {n} frames: this edit changes no frame (its "
+                "clip-wide settings still apply)")
+    if options.end > n:
+        return f"end frame {options.end} is past the clip's {n} frames: the edit runs to the end of the clip"
+    return None
+
+
 def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     """A new Motion with ``options`` applied on top of ``motion`` (which is not changed). See the module doc.
 
@@ -196,12 +209,9 @@ def apply_edit(motion: Motion, options: EditOptions) -> Motion:
     if not isinstance(options, EditOptions):
         raise ValueError(f"apply_edit: options must be an EditOptions, got {type(options).__name__}")
     n = motion.num_frames
-    if options.start >= n:  # a warning, not an error: a saved workflow's keyframes may pass a shorter clip
-        log.warning("Ditto edit: start frame %d is past the clip's %d frames; this edit changes no frame (its "
-                    "clip-wide settings still apply)", options.start, n)
-    elif options.end > n:
-        log.warning("Ditto edit: end frame %d is past the clip's %d frames; the edit runs to the end of the clip",
-                    options.end, n)
+    warning = range_warning(n, options)
+    if warning is not None:
+        log.warning("Ditto edit: %s", warning)
     s, e = _resolve_range(n, options.start, options.end)
     w = _weights(n, s, e, options.ease_in, options.ease_out)
     changes: dict[str, object] = {}
