@@ -14,6 +14,17 @@ TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2`` in pytest.ini) each worker gets its share of the cores for torch's intra-op threads,
+    and so do the processes the tests start (``OMP_NUM_THREADS``): two workers each spinning OpenMP threads on every
+    core would oversubscribe the CPU."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and os.environ.get("PYTEST_XDIST_WORKER"):
+        share = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+
+
 def golden_dir() -> Path:
     """The golden set under test: ``$DITTO_GOLDEN_DIR`` or the copy in ``tests/golden``."""
     return Path(os.environ.get("DITTO_GOLDEN_DIR", TESTS_DIR / "golden")).resolve()
