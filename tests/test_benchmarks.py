@@ -300,3 +300,26 @@ def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
     assert res["ratio"] == pytest.approx(last["job_peak_rss_mib"] / first["job_peak_rss_mib"])
     assert res["ok"] == (res["ratio"] <= 1.2)
     assert "peak RSS ratio 0.08 s / 0.04 s" in proc.stdout
+
+
+def test_node_memory_script(synthetic_kit, tmp_path):
+    """node_memory.py: each node and clip in a fresh process, through the pack's nodes; the output it reports is what
+    the node made (Render Frames: 16 bytes per pixel and frame; Render Video: an mp4 file), and the ratios."""
+    out = tmp_path / "nodes.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "node_memory.py"), "--models", str(synthetic_kit), "--renderer", "standin",
+         "--seconds", "0.04", "0.12", "--size", "256", "--batch-size", "2", "--json", str(out)],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [(r["node"], r["seconds"], r["frames"]) for r in res["runs"]] == [
+        ("video", 0.04, 1), ("video", 0.12, 3), ("frames", 0.04, 1), ("frames", 0.12, 3)]
+    for r in res["runs"]:
+        assert _is_pos(r["peak_rss_mib"]) and r["peak_rss_mib"] >= r["rss_before_mib"] * 0.9
+        if r["node"] == "frames":
+            assert r["image_batch_mib"] == pytest.approx(r["frames"] * 256 * 256 * 16 / 2**20)
+        else:
+            assert r["file_mib"] > 0
+    assert set(res["ratios"]) == {"video", "frames"}
+    assert "Render Video: peak RSS 0.12 s / 0.04 s" in proc.stdout and "target <= 1.2x" in proc.stdout
