@@ -544,14 +544,29 @@ async function runPhase(browser, url, phase, results) {
       } catch (e) {
         fail(`cannot export the workflow through the frontend: ${e.message.split("\n")[0]}`);
       }
+      // overlap of a grown curve node with any other node: the Vue renderer lays nodes out as DOM elements that can
+      // be taller than node.size, so there the elements' rectangles count; the canvas renderer draws node.size
+      const domRects = await page.evaluate(() => {
+        const out = {};
+        for (const el of document.querySelectorAll("[data-node-id]")) {
+          const r = el.getBoundingClientRect();
+          const id = el.getAttribute("data-node-id");
+          if (r.width > 0 && r.height > 0 && (!out[id] || r.width * r.height > out[id][2] * out[id][3])) out[id] = [r.x, r.y, r.width, r.height];
+        }
+        return out;
+      });
+      const useDom = phase.vue && Object.keys(domRects).length >= info.others.length;
+      const boxOf = (n) => (useDom ? domRects[String(n.id)] : n.bounding);
       for (const n of info.nodes) {
-        // overlap with any other node (bounding boxes include the title bar)
         for (const o of info.others) {
-          if (String(o.id) !== String(n.id) && n.bounding && o.bounding && overlaps(n.bounding, o.bounding)) {
-            fail(`node ${n.id} ${n.type} (pos ${n.pos.map(Math.round)}, size ${n.size.map(Math.round)}) overlaps node ${o.id} ${o.type} (bounding ${o.bounding.map(Math.round)})`);
+          const a = boxOf(n);
+          const b = boxOf(o);
+          if (String(o.id) !== String(n.id) && a && b && overlaps(a, b)) {
+            fail(`node ${n.id} ${n.type} overlaps node ${o.id} ${o.type} (${useDom ? "on screen" : "node bounds"}: ${a.map(Math.round)} / ${b.map(Math.round)})`);
           }
         }
       }
+      if (phase.vue && !useDom) fail(`the Vue renderer shows ${Object.keys(domRects).length} node elements for ${info.others.length} nodes`);
 
       // per curve node: centre it at scale 1, read the chart back, screenshot it
       for (const id of curveIds) {
