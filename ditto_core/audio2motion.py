@@ -237,8 +237,10 @@ def sample_window(
     noises: torch.Tensor,
     schedule: CosineSchedule,
     cfg: Audio2MotionConfig,
+    cancel: CancelFn | None = None,
 ) -> torch.Tensor:
-    """One DiT window: kp_cond (265,), cond (80, 1103), x_init (80, 265), noises (S-1, 80, 265) -> motion (80, 265)."""
+    """One DiT window: kp_cond (265,), cond (80, 1103), x_init (80, 265), noises (S-1, 80, 265) -> motion (80, 265).
+    ``cancel()`` runs before every denoising step (it may raise), so a stop never waits for a whole window."""
     if model.training:
         raise ValueError("the DiT must be in eval mode (dropout off): call model.eval() first")
     device, dtype = _model_device_dtype(model)
@@ -246,6 +248,8 @@ def sample_window(
     c = cond.to(device, dtype)[None]
 
     def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
+        if cancel is not None:
+            cancel()
         times = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
         return model.guided(x, cf, c, times, cfg.guidance, batched=cfg.batched_cfg)
 
@@ -329,7 +333,8 @@ def sample_motion_offline(
     ``source_motion`` (265,): the source's motion vector (scale − 1, pose logits, t, exp), the first kp_cond.
     ``noises`` (S−1, 80, 265) and ``x_inits`` (num_windows, 80, 265) override the draws from ``generator`` (an int
     seed or a torch.Generator; eta noises are drawn first, then each window's x_init in window order).
-    ``cancel()`` is called before each window (it may raise to stop); ``progress(done, total)`` after each.
+    ``cancel()`` is called before each window and each of its denoising steps (it may raise to stop);
+    ``progress(done, total)`` after each window.
     ``records``, if a list, receives a :class:`WindowRecord` per window.
     """
     cfg = cfg or Audio2MotionConfig()
@@ -346,7 +351,7 @@ def sample_motion_offline(
         start = w * cfg.hop
         window = _pad_window(cond[start : start + cfg.seq_frames], cfg.seq_frames)
         kp_cond = chain.kp_cond
-        pred = sample_window(model, kp_cond, window, rnd.next_x_init(), rnd.noises, schedule, cfg)
+        pred = sample_window(model, kp_cond, window, rnd.next_x_init(), rnd.noises, schedule, cfg, cancel)
         pred = pred.float().cpu()
         chain.add(pred)
         if records is not None:
@@ -472,7 +477,7 @@ class OnlineMotionSampler:
             cond = self.conditions(feat, cond_index)
             kp_cond = self._chain.kp_cond
             pred = sample_window(self.model, kp_cond, cond, self._rnd.next_x_init(), self._rnd.noises,
-                                 self.schedule, cfg).float().cpu()
+                                 self.schedule, cfg, self._cancel).float().cpu()
             res = self._chain.add(pred)
             rec = WindowRecord(cond_index, kp_cond.clone(), cond.detach().cpu(), pred) if self._record else None
             if self._valid_start is None:

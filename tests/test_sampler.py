@@ -201,7 +201,8 @@ def test_offline_progress_cancel_and_errors():
     calls = []
     sample_motion_offline(model, cond, src, cfg, generator=0, progress=lambda d, t: calls.append((d, t)),
                           cancel=lambda: calls.append("c"))
-    assert calls == ["c", (1, 2), "c", (2, 2)]
+    # before each window, and before each of its 3 denoising steps (a stop never waits for a whole window)
+    assert calls == ["c", "c", "c", "c", (1, 2), "c", "c", "c", "c", (2, 2)]
 
     class Stop(Exception):
         pass
