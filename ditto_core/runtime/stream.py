@@ -94,13 +94,16 @@ class _Stopped(Exception):
 class StreamFrame:
     """One generated frame. ``image``: (H, W, 3) uint8 RGB (the source frame with the face pasted back, or the
     512x512 crop; None with output "none"); ``motion`` (265,) the DiT motion as emitted (before edits);
-    ``x_d`` (21, 3) the stitched driving keypoints; ``time``: ``time.perf_counter()`` when it came out."""
+    ``x_d`` (21, 3) the stitched driving keypoints; ``time``: ``time.perf_counter()`` when it came out;
+    ``audio_time``: ``time.perf_counter()`` when the motion thread took in the audio piece that made this frame
+    possible (``time - audio_time`` is the frame's processing lag)."""
 
     index: int
     image: np.ndarray | None
     motion: torch.Tensor
     x_d: torch.Tensor
     time: float
+    audio_time: float = 0.0
 
 
 @dataclass
@@ -188,6 +191,18 @@ class _End:
 class _Emission:
     motion: torch.Tensor  # (k, 265) as emitted
     keypoints: Keypoints
+    audio_time: float  # perf_counter when the audio piece that made it possible was taken in
+
+
+@dataclass
+class _Pending:
+    """One frame waiting for the renderer: its index, motion (265,), x_s (21, 3), x_d (21, 3), audio time."""
+
+    index: int
+    motion: torch.Tensor
+    x_s: torch.Tensor
+    x_d: torch.Tensor
+    audio_time: float
 
 
 _DONE = object()
@@ -658,11 +673,11 @@ class StreamingSession:
             self.record.motion_parts.append(frames.clone())
             self.record.x_d_parts.append(kp.x_d.cpu().clone())
             self.record.x_s_parts.append(kp.x_s.cpu().clone())
-        self._put(self._render_q, _Emission(frames, kp))
+        self._put(self._render_q, _Emission(frames, kp, t[0]))
 
     # ---- render thread
     def _render_worker(self) -> None:
-        pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (index, motion, x_s, x_d)
+        pending: list[_Pending] = []
         done = False
         bs = int(self._frames.renderer.config.batch_size if self._frames is not None else self.options.render.batch_size)
         while True:
@@ -698,19 +713,19 @@ class StreamingSession:
         self._out_q.put(_DONE)
 
     @staticmethod
-    def _split(item: _Emission) -> list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _split(item: _Emission) -> list[_Pending]:
         kp = item.keypoints
-        return [(kp.start + j, item.motion[j], kp.x_s[j if kp.x_s.shape[0] == kp.count else 0], kp.x_d[j])
-                for j in range(kp.count)]
+        return [_Pending(kp.start + j, item.motion[j], kp.x_s[j if kp.x_s.shape[0] == kp.count else 0], kp.x_d[j],
+                         item.audio_time) for j in range(kp.count)]
 
-    def _render(self, batch: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[StreamFrame]:
+    def _render(self, batch: list[_Pending]) -> list[StreamFrame]:
         if self._frames is None:
-            return [StreamFrame(i, None, m, xd.cpu(), 0.0) for (i, m, _, xd) in batch]
-        indices = [b[0] for b in batch]
-        x_d = torch.stack([b[3] for b in batch])
-        x_s = batch[0][2][None] if self.source.is_image else torch.stack([b[2] for b in batch])
-        images, _ = self._frames.render(indices, x_s, x_d)
-        return [StreamFrame(i, image, m, xd.cpu(), 0.0) for (i, m, _, xd), image in zip(batch, images)]
+            return [StreamFrame(p.index, None, p.motion, p.x_d.cpu(), 0.0, p.audio_time) for p in batch]
+        x_d = torch.stack([p.x_d for p in batch])
+        x_s = batch[0].x_s[None] if self.source.is_image else torch.stack([p.x_s for p in batch])
+        images, _ = self._frames.render([p.index for p in batch], x_s, x_d)
+        return [StreamFrame(p.index, image, p.motion, p.x_d.cpu(), 0.0, p.audio_time)
+                for p, image in zip(batch, images)]
 
 
 # ------------------------------------------------------------------------------------------ command line
