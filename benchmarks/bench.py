@@ -863,5 +863,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+class StandinRenderer:
+    """Warp + decode replaced by a cheap function with the real renderer's interface and output: ``render(f_s, x_s,
+    x_d, cancel)`` -> (b, 512, 512, 3) float32 in [0, 255] on ``device``; ``config.batch_size`` frames per call."""
+
+    def __init__(self, device: Any, batch_size: int) -> None:
+        import torch
+
+        from ditto_core.render.renderer import RendererConfig
+
+        self.device = torch.device(device)
+        self.config = RendererConfig("fp32", int(batch_size))
+        ramp = torch.linspace(0, 1, 512, device=self.device)
+        self._base = (ramp[:, None, None] * 0.5 + ramp[None, :, None] * 0.5).expand(512, 512, 3)
+
+    def render(self, f_s: Any, x_s: Any, x_d: Any, cancel: Any = None) -> Any:
+        if cancel is not None:
+            cancel()
+        shade = x_d.reshape(x_d.shape[0], -1).mean(dim=1).tanh()[:, None, None, None]  # one value per frame
+        return ((self._base[None] * (0.8 + 0.2 * shade)) * 255.0).float().contiguous()
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

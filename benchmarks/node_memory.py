@@ -36,27 +36,6 @@ NODES = ("video", "frames")
 VIDEO_RATIO_TARGET = 1.2
 
 
-class StandinRenderer:
-    """Warp + decode replaced by a cheap function with the real renderer's interface and output: ``render(f_s, x_s,
-    x_d, cancel)`` -> (b, 512, 512, 3) float32 in [0, 255] on ``device``; ``config.batch_size`` frames per call."""
-
-    def __init__(self, device: Any, batch_size: int) -> None:
-        import torch
-
-        from ditto_core.render.renderer import RendererConfig
-
-        self.device = torch.device(device)
-        self.config = RendererConfig("fp32", int(batch_size))
-        ramp = torch.linspace(0, 1, 512, device=self.device)
-        self._base = (ramp[:, None, None] * 0.5 + ramp[None, :, None] * 0.5).expand(512, 512, 3)
-
-    def render(self, f_s: Any, x_s: Any, x_d: Any, cancel: Any = None) -> Any:
-        if cancel is not None:
-            cancel()
-        shade = x_d.reshape(x_d.shape[0], -1).mean(dim=1).tanh()[:, None, None, None]  # one value per frame
-        return ((self._base[None] * (0.8 + 0.2 * shade)) * 255.0).float().contiguous()
-
-
 def run_one(node: str, seconds: float, models_dir: str, device: str, size: int, batch_size: int,
             renderer: str) -> dict[str, Any]:
     """One node on one clip in this process -> RSS figures (MiB) and what was made."""
@@ -73,7 +52,7 @@ def run_one(node: str, seconds: float, models_dir: str, device: str, size: int, 
         try:
             models = DittoModels.load(models_dir, device=device, download=False, progress=False)
             if renderer == "standin":
-                models.new_renderer = lambda bs=batch_size, *a, **k: StandinRenderer(models.device, bs)
+                models.new_renderer = lambda bs=batch_size, *a, **k: bench.StandinRenderer(models.device, bs)
             portrait = bench.make_portrait(size)
             speech = bench.make_speech(seconds)
             source = extract_source(models, portrait, JobOptions().source, is_image=True)
