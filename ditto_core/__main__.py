@@ -4,6 +4,8 @@ Commands:
   generate            portrait + speech -> talking-head mp4 (see ``generate --help``)
   convert SRC DST     official .pth checkpoints -> .safetensors (same relative paths)
   download DIR        fetch the missing official files from the hub into DIR
+  export-onnx         the renderer's networks as ONNX (for TensorRT)
+  serve               the live server (web page, WebSocket, WebRTC)
 
 Each command is one ``_add_<name>(subparsers)`` function that registers its parser and
 sets ``func`` to a ``_run_<name>(args) -> int``; add new commands to ``_COMMANDS``.
@@ -14,7 +16,6 @@ Known failures (bad checkpoint, bad config, missing models) exit with code 2 and
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import DittoError, InputError
+from .layout import DEFAULT_MODELS_ENV, default_models_dir
 from .render.compositor import OUTPUTS
 from .render.renderer import BACKENDS, PRECISIONS
 from .validate import check_output_path, renamed
@@ -46,14 +48,6 @@ GENERATE_FLAGS: dict[str, str] = {
     "RenderOptions.batch_size": "--batch-size", "RenderOptions.output": "--output", "RenderOptions.backend": "--renderer",
 }
 
-#: where ``generate`` looks for (and downloads) the official release when ``--models`` is not given
-DEFAULT_MODELS_ENV = "DITTO_MODELS_DIR"
-
-
-def default_models_dir() -> Path:
-    """``$DITTO_MODELS_DIR``, else ``~/.cache/ditto/ditto-talkinghead``."""
-    env = os.environ.get(DEFAULT_MODELS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ditto" / "ditto-talkinghead"
 
 
 class _StageBars:
@@ -250,7 +244,14 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     add_export_command(subparsers)
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download, _add_export]
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    from .live.cli import add_serve_command
+
+    add_serve_command(subparsers)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download, _add_export,
+                                                                   _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ release. A models folder either mirrors the release (``ditto_pytorch/models/...`
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 HUB_REPO_ID = "digital-avatar/ditto-talkinghead"
 #: the marker at the root of a synthetic model kit (random weights: the output is noise)
@@ -60,3 +62,13 @@ NETWORK_ROLES = tuple(f.role for f in NETWORK_FILES)
 AUX_ROLES = tuple(f.role for f in AUX_FILES if f.required)
 CONFIG_ROLES = tuple(f.role for f in CONFIG_FILES)
 BY_ROLE = {f.role: f for f in ALL_FILES}
+
+
+#: where the command line looks for (and downloads) the official release when ``--models`` is not given
+DEFAULT_MODELS_ENV = "DITTO_MODELS_DIR"
+
+
+def default_models_dir() -> Path:
+    """``$DITTO_MODELS_DIR``, else ``~/.cache/ditto/ditto-talkinghead``."""
+    env = os.environ.get(DEFAULT_MODELS_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ditto" / "ditto-talkinghead"
