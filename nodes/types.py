@@ -90,4 +90,5 @@ FROZEN_WIDGETS: dict[str, tuple[str, ...]] = {
     "DittoLoadMotion": ("motion_file",),
     "DittoRenderFrames": ("output", "batch_size", "start_frame", "frame_count"),
     "DittoRenderVideo": ("output", "batch_size", "quality"),
+    "DittoGoLive": ("name", "emotion", "mouth", "head", "pitch", "yaw", "roll", "output"),
 }

@@ -8,6 +8,8 @@
   (k+1)-th update.
 * ``comfy_api.input_impl``: ``VideoFromFile(path)`` (the core VIDEO of a file: ``get_stream_source``,
   ``get_dimensions``, ``get_duration``, ``save_to`` copying the file, as ComfyUI's stream copy with auto format/codec).
+* ``server``: ``PromptServer.instance.routes``, an aiohttp ``RouteTableDef`` as ComfyUI's (custom nodes add routes to
+  it at import; the server adds them to its application when it starts); absent when aiohttp is not installed.
 * ``comfy.model_management``: cpu ``get_torch_device``, ``soft_empty_cache``, ``InterruptProcessingException``,
   ``interrupt_current_processing`` / ``throw_exception_if_processing_interrupted`` / ``processing_interrupted``.
 
@@ -29,7 +31,8 @@ from typing import Any, Iterator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: the name ComfyUI gives the pack: its folder name under custom_nodes (hyphenated, as most packs are)
 PACK_NAME = "ComfyUI-Ditto"
-STUB_NAMES = ("folder_paths", "comfy", "comfy.utils", "comfy.model_management", "comfy_api", "comfy_api.input_impl")
+STUB_NAMES = ("folder_paths", "comfy", "comfy.utils", "comfy.model_management", "comfy_api", "comfy_api.input_impl",
+              "server")
 
 
 class InterruptProcessingException(Exception):
@@ -259,6 +262,14 @@ def install_stubs(base: Path) -> ComfyStubs:
     comfy_api.input_impl = input_impl
     sys.modules.update({"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm,
                         "comfy_api": comfy_api, "comfy_api.input_impl": input_impl})
+    try:
+        from aiohttp import web
+    except ImportError:
+        sys.modules.pop("server", None)
+    else:
+        server = types.ModuleType("server")
+        server.PromptServer = type("PromptServer", (), {"instance": types.SimpleNamespace(routes=web.RouteTableDef())})
+        sys.modules["server"] = server
     return ComfyStubs(Path(base), fp, utils, mm, recorder, saved)
 
 

@@ -19,7 +19,7 @@ CORE_TYPES = {
 }
 EXPECTED_NODES = {
     "DittoLoadModels", "DittoExtractSource", "DittoAudioToHuBERT", "DittoMotionSampler", "DittoEditMotion",
-    "DittoSaveMotion", "DittoLoadMotion", "DittoRenderFrames", "DittoRenderVideo",
+    "DittoSaveMotion", "DittoLoadMotion", "DittoRenderFrames", "DittoRenderVideo", "DittoGoLive",
 }
 
 
