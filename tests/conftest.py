@@ -160,6 +160,19 @@ def synthetic_models(synthetic_kit):
     return DittoModels.load(synthetic_kit, device="cpu", precision="fp32", download=False, progress=False)
 
 
+def standin_renderer(models, batch_size: int = 4):
+    """The benchmarks' shape-identical stand-in for warp + decode (a (b, 512, 512, 3) image that follows x_d), for
+    tests whose subject is not the renderer: the real networks take seconds per 512x512 frame on a CPU."""
+    import sys
+
+    bench_dir = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
+    import bench
+
+    return bench.StandinRenderer(models.device, batch_size)
+
+
 def write_wav(path, seconds: float, sample_rate: int = 24000, channels: int = 1, freq: float = 220.0, amp: float = 0.3):
     """A 16-bit PCM wav of a sine tone; returns the path."""
     import wave

@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from conftest import face_image  # noqa: E402
+from conftest import face_image, standin_renderer  # noqa: E402
 
 from ditto_core.live import AudioDecoder, AudioFormat, LiveError, LiveSession, LiveSettings  # noqa: E402
 from ditto_core.live.client import LiveClient, LiveServerError  # noqa: E402
@@ -30,9 +30,6 @@ from ditto_core.validate import OptionError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "example_inputs" / "ditto_portrait.jpg"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench  # noqa: E402
-
 #: fast settings for a CPU: 2 DDIM steps per DiT window
 FAST = {"steps": 2}
 
@@ -124,7 +121,7 @@ def live_source(synthetic_models):
 
 
 def standin(models):
-    return bench.StandinRenderer(models.device, 4)
+    return standin_renderer(models, 4)
 
 
 def collect(session: LiveSession, n: int, timeout: float = 60.0) -> list:

@@ -14,11 +14,9 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from comfy_stubs import stubbed_pack  # noqa: E402
-from conftest import face_image  # noqa: E402
+from conftest import face_image, standin_renderer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +51,7 @@ def test_go_live_publishes_the_avatar_with_its_settings(pack, synthetic_models):
     out = node.go_live(synthetic_models, source, "anna", "Happy", 0.5, 1.0, 0.0, 12.0, 0.0, "crop")
     assert out["result"] == ("/ditto/live/?avatar=anna",) and out["ui"]["text"] == ["/ditto/live/?avatar=anna"]
     live = sys.modules["ComfyUI-Ditto.nodes.live"].LIVE
-    live.hub.renderer_factory = lambda m: bench.StandinRenderer(m.device, 4)  # warp + decode: seconds per frame here
+    live.hub.renderer_factory = standin_renderer  # warp + decode: seconds per frame here
 
     async def go():
         app = web.Application()

@@ -12,10 +12,8 @@ import asyncio
 import contextlib
 import fractions
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +27,7 @@ from aiohttp import web  # noqa: E402
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench  # noqa: E402
+from conftest import REPO_ROOT, standin_renderer  # noqa: E402
 
 from ditto_core.live.server import LiveHub, ServerLimits, create_app  # noqa: E402
 
@@ -72,8 +68,8 @@ class SineTrack(AudioStreamTrack):
 @pytest.fixture(scope="module")
 def live(synthetic_models):
     """(hub, avatar id): one hub for the module, sessions on the stand-in renderer, the example portrait."""
-    hub = LiveHub(synthetic_models, renderer_factory=lambda m: bench.StandinRenderer(m.device, 4))
-    avatar, _ = hub.register_avatar((ROOT / "example_inputs" / "ditto_portrait.jpg").read_bytes(), "portrait")
+    hub = LiveHub(synthetic_models, renderer_factory=standin_renderer)
+    avatar, _ = hub.register_avatar((REPO_ROOT / "example_inputs" / "ditto_portrait.jpg").read_bytes(), "portrait")
     yield hub, avatar.id
     hub.close_all()
 
@@ -324,7 +320,7 @@ def test_busy_server_answers_503(live, synthetic_models):
     """Past ``max_sessions`` an offer gets HTTP 503 "busy"; the first connection is unaffected."""
     shared, avatar = live
     hub = LiveHub(synthetic_models, ServerLimits(max_sessions=1),
-                  renderer_factory=lambda m: bench.StandinRenderer(m.device, 4))
+                  renderer_factory=standin_renderer)
     hub.publish(shared.avatars.get(avatar), synthetic_models)
 
     async def main() -> None:
