@@ -71,6 +71,8 @@ def test_settings_errors_name_the_field_as_the_client_wrote_it():
     job = s.job_options(offline_overlap=10)
     assert job.sampling.overlap == 10 and job.clip.yaw == 10.0 and job.render.output == "full"
     assert LiveSettings().job_options().sampling.overlap is None  # the release's online overlap
+    # the frame queue holds a DiT hop's burst and more: 10 + 26 online, 70 + 26 with the offline preset
+    assert (LiveSettings().frame_queue, s.frame_queue, LiveSettings(frame_queue=5).frame_queue) == (36, 96, 5)
 
 
 def test_audio_decoder_resamples_as_one_stream_and_refuses_broken_pieces():
@@ -153,6 +155,8 @@ def test_plain_session_gives_one_frame_per_40_ms_of_speech_in_order(synthetic_mo
         np.testing.assert_array_equal(f.audio, x[f.audio_span[0]:f.audio_span[1]])
         img = cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert img.shape == (512, 512, 3) and f.width == f.height == 512 and f.lag > 0
+        # behind the speech: from the push of the frame's own last sample, so never less than the processing lag
+        assert f.delay is not None and f.delay >= f.lag
     assert s.stats()["speech_seconds"] == pytest.approx(0.4) and s.stats()["idle_seconds"] == 0
     assert not live_threads()
 
@@ -187,7 +191,7 @@ def test_idle_keeps_the_avatar_moving_then_speech_then_barge_in_returns_to_idle(
                     renderer=standin(synthetic_models))
     try:
         idle = collect(s, 3)  # nothing pushed: frames from silence
-        assert all(f.speech is None for f in idle)
+        assert all(f.speech is None and f.delay is None for f in idle)
         assert [f.index for f in idle] == list(range(len(idle)))
         s.push(speech(20.0))
         talking = wait_for(lambda: [f for f in s.take() if f.speech is not None], 90, "a speech frame")

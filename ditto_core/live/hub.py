@@ -178,7 +178,10 @@ class LiveHub:
                [(f'{{code="{c}"}}', n) for c, n in sorted(errors.items())])
         for key, name, help_ in (("first_frame_latency", "first_frame_latency_seconds",
                                   "From the audio that made the first frame possible to that frame."),
-                                 ("lag", "lag_seconds", "Mean lag of the last 50 frames behind their audio."),
+                                 ("lag", "lag_seconds", "Mean processing lag of the last 50 frames (from their "
+                                  "audio entering the pipeline)."),
+                                 ("delay", "speech_delay_seconds", "Mean delay of the last 50 speech frames behind "
+                                  "the push of their speech (look-ahead and waiting included)."),
                                  ("fps", "fps", "Frames per second over the last 50 frames."),
                                  ("frames", "session_frames", "Frames rendered by the session."),
                                  ("frames_dropped", "session_frames_dropped", "Frames the session dropped.")):

@@ -8,6 +8,7 @@ in the format the ``start`` message declared. Server -> client: JSON events (``r
 
 The header has ``index``, ``time`` (s), ``audio_span`` ([start, end) 16 kHz samples of the session's timeline),
 ``speech`` ([start, end) of the client's own pushed audio in 16 kHz samples, or null for idle), ``lag`` (s),
+``delay`` (s behind the client's speech, or null for idle),
 ``wall_time`` and ``audio_wall_time`` (Unix time the frame came out / its audio entered the pipeline), ``width``,
 ``height``, ``jpeg_bytes`` and ``audio_bytes`` (0, or 1280: the frame's 640 samples of 16 kHz s16le audio when the
 session asked for ``return_audio``). See ``docs/live-protocol.md``.
@@ -39,6 +40,7 @@ def pack_frame(frame: LiveFrame, with_audio: bool) -> bytes:
     header = json.dumps({
         "index": frame.index, "time": frame.time, "audio_span": list(frame.audio_span),
         "speech": None if frame.speech is None else list(frame.speech), "lag": round(frame.lag, 6),
+        "delay": None if frame.delay is None else round(frame.delay, 6),
         "wall_time": frame.wall_time, "audio_wall_time": frame.audio_wall_time, "width": frame.width,
         "height": frame.height, "jpeg_bytes": len(frame.jpeg), "audio_bytes": len(audio),
     }, separators=(",", ":")).encode()

@@ -322,6 +322,9 @@ class _Connection:
                         raise session.error
                     await self.send({"type": "ended", **session.stats()})
                     self.done = True
+                    sid, self.sid = self.sid, None  # its slot is free before the client can reconnect
+                    if sid is not None:
+                        await asyncio.to_thread(self.hub.close_session, sid)
                     await self.ws.close()
                     return
         except (ConnectionError, RuntimeError) as e:

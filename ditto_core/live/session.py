@@ -16,7 +16,7 @@ already inside the pipeline: the online DiT needs about two hops (20 frames) of 
 plus a HuBERT chunk and the queues, so about 30 frames (1.2 s) at the online settings, always within one DiT window
 (80 frames).
 
-Back-pressure. Frames wait in a queue of ``frame_queue``; when a client takes them slower than they come, the oldest
+Back-pressure. Frames wait in a queue of ``frame_queue`` (by default a DiT hop + 26); when a client takes them slower than they come, the oldest
 is dropped and counted (``frames_dropped``). Pushed speech waiting for the pipeline is limited to
 ``max_buffer_seconds``; more is refused (:class:`LiveError`), the session goes on.
 
@@ -112,6 +112,9 @@ class LiveFrame:
     ``index``: its number on the session's timeline (25 fps, from 0); ``time`` = ``index / 25`` s;
     ``audio_span``: ``(start, end)`` 16 kHz samples of the timeline it shows; ``speech``: ``(start, end)`` of the
     client's own pushed audio (in 16 kHz samples since the session started) within that span, None for idle silence;
+    ``delay``: for a speech frame, seconds from the :meth:`LiveSession.push` of its last speech sample to the frame
+    coming out: what a listener perceives, the pipeline's look-ahead (about 20 frames online) and any audio waiting
+    included (None for idle);
     ``image``: the picture, (H, W, 3) uint8 RGB; ``jpeg``: the same as JPEG (b"" when the session does not encode);
     ``audio``: (640,) float32 timeline samples (speech or silence); ``lag``: seconds from the
     audio that made it possible entering the pipeline to the frame coming out; ``wall_time``: ``time.time()`` when it
@@ -126,6 +129,7 @@ class LiveFrame:
     jpeg: bytes
     audio: np.ndarray
     lag: float
+    delay: float | None
     wall_time: float
     audio_wall_time: float
     width: int
@@ -228,6 +232,8 @@ class LiveSession:
         self.idle_samples = 0
         self.first_frame_latency: float | None = None
         self._lags: collections.deque[float] = collections.deque(maxlen=50)
+        self._delays: collections.deque[float] = collections.deque(maxlen=50)
+        self._pushes: collections.deque[tuple[int, float]] = collections.deque()  # (speech end sample, push time)
         self._out_times: collections.deque[float] = collections.deque(maxlen=50)
         self._wall_offset = time.time() - time.perf_counter()
 
@@ -260,6 +266,7 @@ class LiveSession:
                 self._input.append((x, self._speech_in))
                 self._input_n += x.shape[0]
                 self._speech_in += x.shape[0]
+                self._pushes.append((self._speech_in, time.perf_counter()))
             self._lock.notify_all()
 
     def interrupt(self) -> dict[str, float]:
@@ -338,6 +345,7 @@ class LiveSession:
                 "first_frame_latency": self.first_frame_latency,
                 "lag": float(np.mean(self._lags)) if self._lags else None,
                 "lag_max": float(np.max(self._lags)) if self._lags else None,
+                "delay": float(np.mean(self._delays)) if self._delays else None,
                 "fps": fps, "uptime": now - self._t0,
             }
 
@@ -419,9 +427,16 @@ class LiveSession:
             jpeg = buf.tobytes()
         with self._lock:
             audio, speech = self._timeline.frame(f.index)
+            delay = None if speech is None else f.time - self._push_time(speech[1])
         lo = f.index * FRAME_SAMPLES
-        return LiveFrame(f.index, f.index / FPS, (lo, lo + FRAME_SAMPLES), speech, image, jpeg, audio, f.time - f.audio_time,
-                         f.time + self._wall_offset, f.audio_time + self._wall_offset, w, h)
+        return LiveFrame(f.index, f.index / FPS, (lo, lo + FRAME_SAMPLES), speech, image, jpeg, audio,
+                         f.time - f.audio_time, delay, f.time + self._wall_offset, f.audio_time + self._wall_offset, w, h)
+
+    def _push_time(self, end: int) -> float:
+        """Under the lock: when the speech sample ``end - 1`` was pushed (forgets earlier pushes)."""
+        while len(self._pushes) > 1 and self._pushes[0][0] < end:
+            self._pushes.popleft()
+        return self._pushes[0][1]
 
     def _queue(self, frame: LiveFrame) -> None:
         with self._lock:
@@ -429,6 +444,8 @@ class LiveSession:
                 self.first_frame_latency = frame.lag
             self.frames_out += 1
             self._lags.append(frame.lag)
+            if frame.delay is not None:
+                self._delays.append(frame.delay)
             self._out_times.append(frame.wall_time)
             if len(self._out) >= self.settings.frame_queue:
                 self._out.popleft()

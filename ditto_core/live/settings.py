@@ -86,8 +86,9 @@ class LiveSettings:
             plays sound and picture in sync.
         jpeg_quality: 1..100.
         frame_queue: frames kept for a client that reads slower than they are made; past it the oldest is dropped
-            (and counted). Frames come in bursts of a DiT hop (10 at the online settings) when the pipeline is behind
-            real time or speech arrives faster than real time, so keep it above the hop plus a render batch.
+            (and counted). Frames come in bursts of a DiT hop (10 at the online settings, 70 with the offline
+            preset) when the pipeline is behind real time or speech arrives faster than real time, so it must stay
+            above the hop plus a render batch; None (default): the hop + 26 (36 online, 96 with the offline preset).
         max_buffer_seconds: pushed speech waiting for the pipeline; more is refused with an error event.
         stats_interval: seconds between ``stats`` events (0 = only on request).
     """
@@ -107,7 +108,7 @@ class LiveSettings:
     idle: bool = True
     return_audio: bool = False
     jpeg_quality: int = 85
-    frame_queue: int = 32
+    frame_queue: int | None = None
     max_buffer_seconds: float = 30.0
     stats_interval: float = 1.0
 
@@ -125,7 +126,11 @@ class LiveSettings:
         for name in ("idle", "return_audio"):
             object.__setattr__(self, name, check_bool(o + name, getattr(self, name)))
         object.__setattr__(self, "jpeg_quality", check_int(o + "jpeg_quality", self.jpeg_quality, 1, 100))
-        object.__setattr__(self, "frame_queue", check_int(o + "frame_queue", self.frame_queue, 1, 1000))
+        queue = check_int(o + "frame_queue", self.frame_queue, 1, 1000, optional=True)
+        if queue is None:
+            overlap = self.overlap if self.overlap is not None else (70 if self.preset == "online" else 10)
+            queue = 80 - overlap + 26
+        object.__setattr__(self, "frame_queue", queue)
         object.__setattr__(self, "max_buffer_seconds",
                            check_number(o + "max_buffer_seconds", self.max_buffer_seconds, 0.1, 600.0))
         object.__setattr__(self, "stats_interval", check_number(o + "stats_interval", self.stats_interval, 0.0, 3600.0))
