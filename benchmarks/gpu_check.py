@@ -22,13 +22,20 @@ Rows (each with its target, and OK / MISS / n/a):
   (3200-sample pieces every 0.2 s). Latency: from the audio piece that makes frame 0 possible to frame 0 out
   (target <= 250 ms). Steady lag: per frame, the time it comes out minus the time the audio covering it had been
   pushed; the median over the frames after the first DiT window (no target: reported).
+* live sessions: ``--live-sessions`` (4) concurrent :class:`ditto_core.live.LiveSession` objects (the live server's
+  session code, JPEG encoding on; the release's online settings, ``output="crop"``, no idle, the models' renderer
+  in their precision) fed the clip in real time (20 ms pieces), as ``benchmarks/live_latency.py`` runs them in
+  process. First-frame latency: the worst session's frame 0 lag (from the audio that made it possible entering the
+  pipeline to the frame out; target <= 250 ms); steady lag: the median lag of every session's frames after the first
+  DiT window (target <= 200 ms). The targets are for 4 sessions at the release's 10 steps (status n/a otherwise).
+  The WebSocket transport's own overhead: ``benchmarks/live_latency.py``.
 
 On a non-CUDA device every CUDA-only row (CUDA graphs, fp16) is reported as skipped with the reason, and the
 timings use the wall clock instead of CUDA events. ``--time-budget`` (seconds from the start, 420 by default) skips
 the rows that would start after it, with a note; the render rows run last, so the budget cuts them first.
 ``--tiny`` is the CPU test mode: a 256 px portrait, a 0.08 s clip (2 frames), batch 1, fp32 only, 1 DDIM step, no warm-up, one
-repeat. ``--json PATH`` writes the figures (schema ``ditto-gpu-check/1``). The exit status is 0 when targets are
-missed (the script measures, it does not judge); 1 only when a row raised an error.
+repeat, one live session. ``--json PATH`` writes the figures (schema ``ditto-gpu-check/1``). The exit status is 0
+when targets are missed (the script measures, it does not judge); 1 only when a row raised an error.
 """
 
 from __future__ import annotations
@@ -83,9 +90,12 @@ DIT_TARGET_STEPS = 10
 OFFLINE_RTF_TARGET = 0.1
 OFFLINE_TARGET_SECONDS = 15.0
 LATENCY_MS_TARGET = 250.0
+LIVE_FIRST_FRAME_MS_TARGET = 250.0
+LIVE_LAG_MS_TARGET = 200.0
+LIVE_SESSIONS_TARGET = 4
 
 #: the kinds of rows (``check`` in the JSON); every run has rows of each
-CHECKS = ("render", "dit", "dit_graphs", "offline_rtf", "online_latency", "online_lag")
+CHECKS = ("render", "dit", "dit_graphs", "offline_rtf", "online_latency", "online_lag", "live_latency", "live_lag")
 ROW_KEYS = ("check", "name", "value", "unit", "target", "ok", "note", "skipped", "error", "timer", "samples_ms",
             "params")
 
@@ -98,7 +108,8 @@ LogFn = Callable[[str], None]
 @dataclass(frozen=True)
 class GpuCheckOptions:
     """What the check runs (see ``--help``). ``job_steps`` None: the release's DiT steps (50 offline, 10 online);
-    ``render_frames``: frames per timed render run (rounded up to whole batches)."""
+    ``render_frames``: frames per timed render run (rounded up to whole batches); ``live_sessions``: concurrent
+    sessions of the live rows."""
 
     models: str | None = None
     device: str = "auto"
@@ -116,6 +127,7 @@ class GpuCheckOptions:
     seed: int = 0
     threads: int | None = None
     salt: str = "bench"
+    live_sessions: int = LIVE_SESSIONS_TARGET
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
@@ -134,14 +146,16 @@ class GpuCheckOptions:
                              f"{self.repeats}, {self.warmup}")
         if not 1 <= self.dit_steps <= 1000 or (self.job_steps is not None and not 1 <= self.job_steps <= 1000):
             raise ValueError(f"dit_steps and job_steps: expected 1..1000, got {self.dit_steps}, {self.job_steps}")
+        if not 1 <= self.live_sessions <= 64:
+            raise ValueError(f"live_sessions: expected 1..64, got {self.live_sessions}")
         if self.models is not None and not Path(self.models).is_dir():
             raise ValueError(f"models: {self.models} is not a folder")
 
     def tiny_settings(self) -> GpuCheckOptions:
         """These options in the CPU test mode (``--tiny``): 256 px, 0.08 s (2 frames), batch 1, fp32, 1 step, 1 repeat, no
-        warm-up, one frame per render run."""
+        warm-up, one frame per render run, one live session."""
         return replace(self, tiny=True, size=256, seconds=0.08, batches=(1,), precisions=("fp32",), dit_steps=1,
-                       job_steps=1, warmup=0, repeats=1, render_frames=1)
+                       job_steps=1, warmup=0, repeats=1, render_frames=1, live_sessions=1)
 
 
 # ------------------------------------------------------------------------------------------- DiT graphs
@@ -248,6 +262,12 @@ def _plan_rows(opts: GpuCheckOptions) -> list[dict[str, Any]]:
                          f"<= {OFFLINE_RTF_TARGET:g}", seconds=opts.seconds))
     rows.append(_new_row("online_latency", "online first-frame latency", "ms", f"<= {LATENCY_MS_TARGET:g}"))
     rows.append(_new_row("online_lag", "online steady lag (median)", "ms", None))
+    n = opts.live_sessions
+    ns = f"{n} session{'' if n == 1 else 's'}"
+    rows.append(_new_row("live_latency", f"live first-frame latency ({ns}, online, worst)", "ms",
+                         f"<= {LIVE_FIRST_FRAME_MS_TARGET:g}", sessions=n))
+    rows.append(_new_row("live_lag", f"live steady lag ({ns}, online, median)", "ms", f"<= {LIVE_LAG_MS_TARGET:g}",
+                         sessions=n))
     return rows
 
 
@@ -368,11 +388,13 @@ def _run_rows(opts: GpuCheckOptions, models: Any, tmp: Path, start: float, say: 
             r.render(src.f_s[:1], kp.x_s[:1], kp.x_d[:1])
             del r
 
-    # DiT rows first, then the online and offline rows, the render rows last (the time budget cuts those first)
+    # DiT rows first, then the online, live and offline rows, the render rows last (the time budget cuts those first)
     dit_rows = by_check["dit"] + by_check["dit_graphs"]
     guarded(dit_rows, lambda: _dit_rows(opts, models, src, feats, dit_rows, say))
     online = by_check["online_latency"] + by_check["online_lag"]
     guarded(online, lambda: _online_rows(opts, models, src, wave, online, say))
+    live = by_check["live_latency"] + by_check["live_lag"]
+    guarded(live, lambda: _live_rows(opts, models, src, wave, live, say))
     guarded(by_check["offline_rtf"], lambda: _offline_row(opts, models, image, wave, tmp, by_check["offline_rtf"][0],
                                                             say))
     for row in by_check["render"]:
@@ -585,6 +607,40 @@ def _online_rows(opts: GpuCheckOptions, models: Any, src: Any, wave: np.ndarray,
     _judge(lag, float(np.median(steady)) * 1000.0)
 
 
+def _live_rows(opts: GpuCheckOptions, models: Any, src: Any, wave: np.ndarray, rows: list[dict[str, Any]],
+               say: LogFn) -> None:
+    from live_latency import PIECE as LIVE_PIECE
+    from live_latency import first_frame_ms, run_inprocess, settings_dict, steady_lags
+
+    latency, lag = rows
+    n = int(latency["params"]["sessions"])
+    say(f"{n} live session(s) fed in real time ({len(wave) / SAMPLE_RATE:g} s)")
+    traces, hop = run_inprocess(models, src, settings_dict("online", opts.job_steps), n, wave)
+    if any(not tr.frames for tr in traces):
+        raise RuntimeError("a live session gave no frame")
+    steps = opts.job_steps or models.release.online.steps
+    counts = sorted({len(tr.frames) for tr in traces})
+    dropped = sum(tr.dropped for tr in traces)
+    common_note = (f"{n} concurrent LiveSession(s) in process (JPEG on, crop, idle off), audio pushed in real time "
+                   f"({LIVE_PIECE}-sample pieces), online preset, {steps} DiT steps, batch 4 ({models.precision}), "
+                   f"the models' renderer; {'/'.join(map(str, counts))} frames per session, {dropped} dropped")
+    comparable = n == LIVE_SESSIONS_TARGET and steps == DIT_TARGET_STEPS
+    why_not = (f"the targets are for {LIVE_SESSIONS_TARGET} sessions at {DIT_TARGET_STEPS} steps, this run: {n} "
+               f"session(s), {steps} step(s)")
+    firsts = first_frame_ms(traces)
+    if any(v is None for v in firsts):
+        raise RuntimeError("a live session gave no frame 0")
+    latency.update(timer="wall", samples_ms=[round(v, 3) for v in firsts],
+                   note=f"the worst session's frame 0 lag (audio into the pipeline -> frame out); {common_note}")
+    _judge(latency, max(firsts), comparable, why_not)
+    steady, _, scope = steady_lags(traces, hop)
+    lag.update(timer="wall", samples_ms=[round(v, 3) for v in steady],
+               note=f"frame lag (audio into the pipeline -> frame out), median over {scope} of every session; max "
+                    f"{max(steady):.0f} ms; the WebSocket transport's overhead: benchmarks/live_latency.py; "
+                    f"{common_note}")
+    _judge(lag, float(np.median(steady)), comparable, why_not)
+
+
 # ------------------------------------------------------------------------------------------------ output
 
 HEADERS = ("check", "value", "unit", "target", "status")
@@ -623,8 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="precisions of the render rows (the first one the device runs is also the models' precision "
                          "for the offline and online rows)")
     ap.add_argument("--tiny", action="store_true",
-                    help="CPU test mode: 256 px portrait, 0.2 s clip, batch 1, fp32 only, 1 DDIM step, no warm-up, "
-                         "1 repeat (overrides the options above but --models, --device, --json, --time-budget)")
+                    help="CPU test mode: 256 px portrait, 0.08 s clip, batch 1, fp32 only, 1 DDIM step, no warm-up, "
+                         "1 repeat, 1 live session (overrides the options above but --models, --device, --json, "
+                         "--time-budget)")
     ap.add_argument("--time-budget", type=float, default=420.0,
                     help="seconds from the start after which rows not started yet are skipped (with a note)")
     ap.add_argument("--size", type=int, default=1432, help="side of the synthetic portrait in pixels")
@@ -634,6 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of the inputs and of the sampling")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
+    ap.add_argument("--live-sessions", type=int, default=LIVE_SESSIONS_TARGET,
+                    help="concurrent sessions of the live rows (the targets are for 4)")
     return ap
 
 
@@ -645,7 +704,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GpuCheckOptions, argp
             models=a.models, device=a.device, seconds=a.seconds, batches=tuple(dict.fromkeys(a.batches)),
             precisions=tuple(dict.fromkeys(a.precisions)), time_budget=a.time_budget, size=a.size,
             render_frames=a.render_frames, repeats=a.repeats, warmup=a.warmup, seed=a.seed, threads=a.threads,
-            salt=a.salt,
+            salt=a.salt, live_sessions=a.live_sessions,
         )
         if a.tiny:
             opts = opts.tiny_settings()

@@ -50,6 +50,10 @@ def test_options_defaults_tiny_and_rows(gpu_check):
     assert other["dit_graphs"]["name"] == "DiT window (80 frames, 10 steps), CUDA graphs"
     assert other["offline_rtf"]["target"] == "<= 0.1" and other["offline_rtf"]["name"] == "offline real-time factor (15 s clip)"
     assert other["online_latency"]["target"] == "<= 250" and other["online_lag"]["target"] is None
+    assert other["live_latency"]["name"] == "live first-frame latency (4 sessions, online, worst)"
+    assert other["live_lag"]["name"] == "live steady lag (4 sessions, online, median)"
+    assert other["live_latency"]["target"] == "<= 250" and other["live_lag"]["target"] == "<= 200"
+    assert other["live_latency"]["params"] == other["live_lag"]["params"] == {"sessions": 4}
     assert [r["check"] for r in rows][len(render):] == list(gpu_check.CHECKS[1:])
     for r in rows:
         assert set(r) == set(gpu_check.ROW_KEYS)
@@ -58,9 +62,11 @@ def test_options_defaults_tiny_and_rows(gpu_check):
     assert tiny.tiny and tiny.size == 256 and tiny.seconds == 0.08 and tiny.batches == (1,)
     assert tiny.precisions == ("fp32",) and tiny.dit_steps == 1 and tiny.job_steps == 1
     assert tiny.warmup == 0 and tiny.repeats == 1 and tiny.render_frames == 1 and tiny.time_budget == 30.0
-    assert len(gpu_check._plan_rows(tiny)) == 2 + 5
+    assert tiny.live_sessions == 1 and opts.live_sessions == 4
+    assert len(gpu_check._plan_rows(tiny)) == 2 + 7
+    assert gpu_check.parse_args(["--live-sessions", "2"])[0].live_sessions == 2
     for bad in (["--precisions", "fp8"], ["--batches", "0"], ["--seconds", "0"], ["--time-budget", "-1"],
-                ["--models", "/no/such/folder"], ["--repeats", "0"]):
+                ["--models", "/no/such/folder"], ["--repeats", "0"], ["--live-sessions", "0"]):
         with pytest.raises(SystemExit):
             gpu_check.parse_args(bad)
 
@@ -152,7 +158,7 @@ def test_time_budget_skips_rows(gpu_check, synthetic_models):
     opts = gpu_check.GpuCheckOptions(device="cpu", time_budget=0.0).tiny_settings()
     res = json.loads(json.dumps(gpu_check.run_check(opts, models=synthetic_models)))
     assert res["schema"] == "ditto-gpu-check/1" and res["options"]["time_budget"] == 0.0
-    assert len(res["rows"]) == 7
+    assert len(res["rows"]) == 9
     for r in res["rows"]:
         assert r["skipped"] and r["value"] is None and r["ok"] is None and not r["error"]
         if r["params"].get("cuda_graphs"):
@@ -160,7 +166,7 @@ def test_time_budget_skips_rows(gpu_check, synthetic_models):
         else:
             assert r["note"].startswith("time budget spent") and "of 0 s" in r["note"], r
     table = _table_rows(gpu_check.format_check(res))
-    assert [c[-1] for c in table[1:]] == ["skipped"] * 7
+    assert [c[-1] for c in table[1:]] == ["skipped"] * 9
 
 
 @pytest.mark.slow
@@ -185,9 +191,11 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
         "render + paste-back, fp32, batch 1", "render + paste-back, fp32, batch 1, CUDA graphs",
         "DiT window (80 frames, 1 step)", "DiT window (80 frames, 1 step), CUDA graphs",
         "offline real-time factor (0.08 s clip)", "online first-frame latency", "online steady lag (median)",
+        "live first-frame latency (1 session, online, worst)", "live steady lag (1 session, online, median)",
     ]
     assert [r["check"] for r in rows] == ["render", "render", *gpu_check.CHECKS[1:]]
-    assert [r["target"] for r in rows] == [">= 250", ">= 250", None, "<= 10", "<= 0.1", "<= 250", None]
+    assert [r["target"] for r in rows] == [">= 250", ">= 250", None, "<= 10", "<= 0.1", "<= 250", None, "<= 250",
+                                           "<= 200"]
     by = {r["name"]: r for r in rows}
     for r in rows:
         assert set(r) == set(gpu_check.ROW_KEYS) and not r["error"], r
@@ -211,6 +219,17 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
     lags = sorted(lag["samples_ms"])
     assert len(lags) == 2 and lag["value"] == pytest.approx((lags[0] + lags[1]) / 2, rel=1e-3)  # the median of two
     assert "all 2 frames" in lag["note"]  # a 0.08 s clip has no frame after the first window's hop
+    # the live rows: one session (the targets are for 4 at 10 steps: n/a), its frame 0 and every frame of the clip
+    live_lat = by["live first-frame latency (1 session, online, worst)"]
+    live_lag = by["live steady lag (1 session, online, median)"]
+    assert len(live_lat["samples_ms"]) == 1 and live_lat["value"] == pytest.approx(live_lat["samples_ms"][0], rel=1e-3)
+    live_lags = sorted(live_lag["samples_ms"])
+    assert len(live_lags) == 2 and live_lag["value"] == pytest.approx((live_lags[0] + live_lags[1]) / 2, rel=1e-3)
+    assert live_lat["samples_ms"][0] in live_lag["samples_ms"]  # frame 0's lag is one of the clip's
+    for r in (live_lat, live_lag):
+        assert r["ok"] is None and "status n/a: the targets are for 4 sessions at 10 steps" in r["note"]
+        assert "2 frames per session, 0 dropped" in r["note"]
+    assert "every frame (the clip ends before frame 10" in live_lag["note"]
     table = _table_rows(proc.stdout)
     assert table[0] == list(gpu_check.HEADERS) and len(table) == 1 + len(rows)
     assert [c[0] for c in table[1:]] == [r["name"] for r in rows]
