@@ -75,6 +75,11 @@ BASIC = "Talking head from a portrait"
 KEYFRAMES = "Emotion and head-pose keyframes"
 VIDEO = "Talking head from a video"
 LONG = "Long clip straight to a video file"
+LIVE = "Live avatar from a portrait"
+
+#: Go Live's avatar name in the live workflow, and where the live page is on ComfyUI's server (nodes/live.py)
+LIVE_AVATAR = "comfyui"
+LIVE_PATH = "/ditto/live/"
 
 #: the pack's sample inputs (example_inputs/, copied into ComfyUI's input folder when the pack loads)
 PORTRAIT = "ditto_portrait.jpg"
@@ -188,6 +193,26 @@ GRAPHS: dict[str, list[N]] = {
              "output/ditto/ without re-encoding.\n\nTo put a long clip through IMAGE nodes (upscalers, face "
              "restorers), render it in pieces with Render Frames' start_frame and frame_count.\n\n" + SAMPLES_NOTE,
              (360, 340)),
+    ],
+    LIVE: [
+        N(1, "DittoLoadModels", (40, 60), MODELS),
+        N(2, "LoadImage", (40, 60), {"image": PORTRAIT}, title="Portrait"),
+        N(3, "DittoExtractSource", (420, 60), {"crop_scale": 2.3, "face_index": 0, "face_order": "size"},
+          {"models": (1, 0), "images": (2, 0)}),
+        N(4, "DittoGoLive", (800, 60),
+          {"name": LIVE_AVATAR, "emotion": "Neutral", "mouth": 1.0, "head": 1.0, "pitch": 0.0, "yaw": 0.0, "roll": 0.0,
+           "output": "crop"},
+          {"models": (1, 0), "source": (3, 0)}),
+        note(5, (420, 60),
+             "A live avatar: Go Live publishes this portrait (the models and the extracted source) to the live page "
+             "that ComfyUI-Ditto serves on this ComfyUI server.\n\n1. Queue.\n"
+             f"2. Open {LIVE_PATH} on this server in a new browser tab (e.g. http://127.0.0.1:8188{LIVE_PATH}), pick "
+             f"the avatar '{LIVE_AVATAR}', press Talk and speak (browsers allow the microphone on localhost or https), "
+             "or Play file.\n\nGo Live's widgets are the sessions' defaults (the page can change them); 'crop' "
+             "streams the 512x512 face crop, 'full' the face pasted back into the portrait. The avatar stays "
+             "published until ComfyUI restarts or another Go Live uses the same name. Real time needs a GPU; on a CPU "
+             "each frame takes seconds (tens of seconds on a small CPU).\n\n" + SAMPLES_NOTE,
+             (360, 400)),
     ],
 }
 

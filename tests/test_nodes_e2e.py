@@ -468,7 +468,9 @@ def test_interrupt_before_rendering_renders_nothing(comfy, models, source, motio
 
 
 # ------------------------------------------------------------------------------------------------ API workflows
-API_FILES = sorted(API_DIR.glob("*.json"))
+#: the workflows that make a video (the live one publishes an avatar instead: test_live_api_workflow_publishes_the_avatar)
+LIVE_API_FILE = API_DIR / "Live avatar from a portrait.json"
+API_FILES = sorted(p for p in API_DIR.glob("*.json") if p != LIVE_API_FILE)
 
 
 @pytest.mark.slow
@@ -496,3 +498,26 @@ def test_api_workflow_runs(path, comfy, recorder):
             s = uis[nid]["ditto_motion"][0]["saved"]
             assert (stubs.output_dir / s["subfolder"] / s["filename"]).is_file()
     assert recorder.updates and all(0 <= v <= t for v, t in recorder.updates)
+
+
+def test_live_api_workflow_publishes_the_avatar(comfy, recorder):
+    """Portrait -> models -> source -> Go Live: the node returns the live page's path and the avatar is published
+    (with the node's widgets as its sessions' defaults) on the pack's live hub."""
+    import sys
+
+    pytest.importorskip("aiohttp")  # the live routes are mounted on ComfyUI's server (its aiohttp route table)
+    pack, stubs = comfy
+    prompt = json.loads(LIVE_API_FILE.read_text())
+    outputs, uis = run_api_workflow(prompt, pack, make_fakes(stubs, []))
+
+    (nid,) = [k for k, spec in prompt.items() if spec["class_type"] == "DittoGoLive"]
+    name = prompt[nid]["inputs"]["name"]
+    assert name == "comfyui"
+    assert outputs[nid] == ("/ditto/live/?avatar=comfyui",)
+    assert uis[nid] == {"text": ["/ditto/live/?avatar=comfyui"]}
+    live = sys.modules["ComfyUI-Ditto.nodes.live"].LIVE
+    assert live.mounted
+    avatar = live.hub.avatars.get(name)
+    (models_id,) = [k for k, spec in prompt.items() if spec["class_type"] == "DittoLoadModels"]
+    assert avatar.id == name and avatar.models is outputs[models_id][0]
+    assert avatar.settings["output"] == "crop" and avatar.settings["emotion"] == "Neutral"

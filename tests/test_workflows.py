@@ -10,7 +10,7 @@ import pytest
 
 from comfy_stubs import stubbed_pack
 from core_nodes import CONTROL_AFTER_GENERATE, UI_ONLY_NODES
-from make_workflows import BASIC, CURVE_H, CURVE_NODES, KEYFRAMES, LONG, TITLE_H, VIDEO
+from make_workflows import BASIC, CURVE_H, CURVE_NODES, KEYFRAMES, LIVE, LIVE_AVATAR, LIVE_PATH, LONG, TITLE_H, VIDEO
 from workflow_tools import API_DIR, Interface, api_twin, interfaces, ui_to_api, ui_workflow_files
 
 UI_FILES = ui_workflow_files()
@@ -33,8 +33,8 @@ def _load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_four_workflows_with_api_twins_and_thumbnails():
-    assert set(NAMES) == {BASIC, KEYFRAMES, VIDEO, LONG}
+def test_the_five_workflows_with_api_twins_and_thumbnails():
+    assert set(NAMES) == {BASIC, KEYFRAMES, VIDEO, LONG, LIVE}
     assert sorted(p.name for p in API_DIR.glob("*.json")) == sorted(p.name for p in UI_FILES)
     for path in UI_FILES:  # the template card: a same-name .jpg (ComfyUI's templates browser shows it)
         import cv2
@@ -229,3 +229,22 @@ def test_models_folder_is_the_official_name():
         for node in _load(api_twin(path)).values():
             if node["class_type"] == "DittoLoadModels":
                 assert node["inputs"]["models_folder"] == "ditto-talkinghead"
+
+
+def test_live_workflow_publishes_the_portrait_and_says_where_the_page_is(pack):
+    """Portrait -> Load Ditto Models -> Extract Source Motion -> Go Live (crop, the avatar name the page is opened
+    with), and a note that tells the user to open the live page after queueing."""
+    path = next(p for p in UI_FILES if p.stem == LIVE)
+    api = _load(api_twin(path))
+    by_type = {n["class_type"]: (nid, n) for nid, n in api.items()}
+    assert set(by_type) == {"LoadImage", "DittoLoadModels", "DittoExtractSource", "DittoGoLive"}
+    src_id, src = by_type["DittoExtractSource"]
+    _, live = by_type["DittoGoLive"]
+    assert src["inputs"]["images"] == [by_type["LoadImage"][0], 0]
+    assert live["inputs"]["source"] == [src_id, 0] and live["inputs"]["models"] == [by_type["DittoLoadModels"][0], 0]
+    assert live["inputs"]["name"] == LIVE_AVATAR and live["inputs"]["output"] == "crop"
+    from importlib import import_module
+
+    assert import_module(f"{pack.__name__}.nodes.live").LIVE_PREFIX + "/" == LIVE_PATH
+    notes = [n["widgets_values"][0] for n in _load(path)["nodes"] if n["type"] == "Note"]
+    assert len(notes) == 1 and LIVE_PATH in notes[0] and "Talk" in notes[0]
