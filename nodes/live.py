@@ -39,6 +39,10 @@ class _LiveMount:
         """The pack's :class:`~ditto_core.live.server.LiveHub` (made on first use)."""
         return self.routes().hub
 
+    def uses(self, models: Any) -> bool:
+        """True when the live hub (made or not) holds ``models`` (a published avatar or an open session)."""
+        return self._routes is not None and self._routes.hub.uses(models)
+
     def routes(self) -> Any:
         if self._routes is None:
             from ditto_core.live.server import LiveHub, LiveRoutes

@@ -10,6 +10,7 @@ from typing import Any
 from ditto_core.devices import DEVICES
 from ditto_core.render.renderer import BACKENDS, PRECISIONS
 
+from .live import LIVE
 from .types import (
     CATEGORY_LOADERS,
     DEFAULT_MODELS_FOLDER,
@@ -176,10 +177,12 @@ class DittoLoadModels:
         return (self._models,)
 
     def release(self) -> None:
-        """Free the cached models (called when the inputs change)."""
+        """Free the cached models (called when the inputs change); models that Go Live published are only dropped
+        from this cache (a live session may be using them; they are freed with the avatar)."""
         if self._models is not None:
             try:
-                self._models.release_memory()
+                if not LIVE.uses(self._models):
+                    self._models.release_memory()
             finally:
                 self._models = None
                 self._key = None

@@ -66,6 +66,9 @@ def test_go_live_publishes_the_avatar_with_its_settings(pack, synthetic_models):
                 page = await c.http.get(f"http://127.0.0.1:{port}/ditto/live/")
                 assert page.status == 200 and "<html" in (await page.text()).lower()
                 avatars = await c.avatars()
+                # uploads on ComfyUI's page are registered with the published avatar's models
+                uploaded = await c.upload_avatar(ROOT / "example_inputs" / "ditto_portrait.jpg")
+                assert uploaded["kind"] == "image" and not uploaded["cached"]
                 async with c.session("anna", {"idle": False, "steps": 2}) as conn:
                     await conn.push(np.zeros(3200, np.float32))
                     await conn.end()
@@ -80,3 +83,29 @@ def test_go_live_publishes_the_avatar_with_its_settings(pack, synthetic_models):
     assert ready["settings"]["output"] == "crop" and ready["settings"]["yaw"] == 12.0
     assert ready["settings"]["mouth"] == 0.5 and ready["settings"]["idle"] is False
     assert [f.index for f in frames] == list(range(5)) and frames[0].header["width"] == 512
+
+
+def test_load_models_keeps_the_models_a_live_avatar_uses(pack):
+    """Load Ditto Models frees its cached models when its inputs change, except models Go Live published (a live
+    session may be running on them)."""
+    from ditto_core.live.avatars import Avatar
+
+    mod, _ = pack
+    live = sys.modules["ComfyUI-Ditto.nodes.live"].LIVE
+
+    class Models:
+        def __init__(self) -> None:
+            self.freed = 0
+
+        def release_memory(self) -> None:
+            self.freed += 1
+
+    used, unused = Models(), Models()
+    live.hub.avatars.put(Avatar("held", None, "image", 1, 512, 512, "held", used))  # type: ignore[arg-type]
+    loader = mod.NODE_CLASS_MAPPINGS["DittoLoadModels"]()
+    loader._models, loader._key = used, ("a",)
+    loader.release()
+    assert used.freed == 0 and loader._models is None and live.uses(used)
+    loader._models, loader._key = unused, ("b",)
+    loader.release()
+    assert unused.freed == 1 and not live.uses(unused)

@@ -60,6 +60,7 @@ class LiveHub:
     def __init__(self, models: DittoModels | None, limits: ServerLimits | None = None,
                  renderer_factory: Callable[[DittoModels], Any] | None = None) -> None:
         self.models = models
+        self._own_models = models is not None
         self.limits = limits or ServerLimits()
         self.renderer_factory = renderer_factory
         self.avatars = AvatarCache(models, self.limits.max_avatars, self.limits.max_video_frames)  # type: ignore[arg-type]
@@ -83,8 +84,19 @@ class LiveHub:
         return avatar, cached
 
     def publish(self, avatar: Avatar, models: DittoModels) -> None:
-        """Make an avatar registered elsewhere (with its own models) available to sessions."""
+        """Make an avatar registered elsewhere (with its own models) available to sessions; a hub that has no models
+        of its own (ComfyUI's) registers later uploads with the latest published ones."""
         self.avatars.put(avatar if avatar.models is not None else _with_models(avatar, models))
+        with self._lock:
+            if not self._own_models:
+                self.models = models
+
+    def uses(self, models: DittoModels) -> bool:
+        """True when a published avatar, an open session or the hub itself holds ``models``."""
+        with self._lock:
+            sessions = [s for s in self.sessions.values() if s is not None]
+        return (self.models is models or any(a.models is models for a in self.avatars.list())
+                or any(s.models is models for s in sessions))
 
     # ---- sessions
     def session_settings(self, avatar_id: Any, client: Any, what: str = "settings") -> LiveSettings:

@@ -169,7 +169,7 @@
     ws.binaryType = "arraybuffer";
     const s = {
       ws, ready: false, stopping: false, ended: false, rate: c.sampleRate, sent: 0, segs: [], mic: null, file: null,
-      playTime: 0, sources: new Set(), arrivals: [], frames: 0, buffered: 0, errors: 0,
+      playTime: 0, sources: new Set(), arrivals: [], frames: 0, buffered: 0, errors: 0, full: false, droppedHere: 0,
     };
     S = s;
     setState("connecting");
@@ -192,6 +192,11 @@
 
   function sendAudio(s, x, kind) {
     if (!s.ready || s.stopping || s.ws.readyState !== WebSocket.OPEN || !x.length) return;
+    if (s.full && kind === "mic") {
+      // the server said its speech buffer is full (it runs slower than real time): drop here, not there
+      s.droppedHere += x.length / s.rate;
+      return;
+    }
     s.ws.send(x);
     // where this audio lies in the session's 16 kHz speech samples (the server resamples as one stream)
     const a = (s.sent * 16000) / s.rate;
@@ -212,6 +217,11 @@
         s.onReady(s);
         break;
       case "error":
+        if (ev.code === "buffer_full") {
+          if (!s.full) showError("the server is behind real time: microphone audio is dropped on this page until it catches up");
+          s.full = true;
+          break;
+        }
         showError(`${ev.code}: ${ev.message}`);
         showEvent("error", ev.code);
         s.errors += 1;
@@ -226,6 +236,10 @@
         $("lag").textContent = secs(ev.lag);
         $("dropped").textContent = String(ev.frames_dropped);
         s.buffered = ev.buffered_seconds || 0;
+        if (s.full && s.buffered < 1) {
+          s.full = false;
+          showEvent("resumed", `sending audio again (${s.droppedHere.toFixed(1)} s dropped on this page)`);
+        }
         break;
       case "interrupted":
         showEvent("interrupted", `interrupted: ${ev.dropped_audio_seconds.toFixed(2)} s of speech and ` +
@@ -519,7 +533,8 @@
     window.addEventListener("pagehide", () => S && S.ws.close());
     setInterval(updateFps, 1000);
     setState("idle");
-    guard(loadAvatars)();
+    // Go Live's link names its avatar: /ditto/live/?avatar=<name>
+    guard(loadAvatars)(new URLSearchParams(location.search).get("avatar"));
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
