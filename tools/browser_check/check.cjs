@@ -20,6 +20,17 @@
 // Console warnings and errors (and uncaught page errors) whose text or call stack mentions the pack ("ditto") fail the
 // check; all console output is kept in <out>/<phase>/console.log, warnings and errors with their stacks beside it.
 //
+// A workflow with Go Live (Ditto) has no curve node: it is checked for the page's path in its node's output instead.
+//
+// The phase "live" (renderer "live" in DITTO_BC_PHASE_SPECS) checks Go Live in this ComfyUI and the live page the
+// pack serves on ComfyUI's own server: it queues the live workflow's API form (DITTO_BC_LIVE_WORKFLOW's twin in
+// DITTO_BC_API_DIR) through POST /prompt, first under another avatar name (so that the page lists two avatars and
+// must pick the one its ?avatar= names), then as shipped, checks the path Go Live reports, and runs live_check.cjs
+// (DITTO_BC_LIVE_CHECK) in its page mode on http://127.0.0.1:PORT/ditto/live/?avatar=<name>: a fake microphone
+// playing DITTO_BC_LIVE_WAV, the avatar listed and selected, idle on, Talk, DITTO_BC_LIVE_FRAMES (2) frames drawn
+// within DITTO_BC_LIVE_TIMEOUT (600) s, Stop, an upload of the sample portrait to <page>/avatars; its PASS/FAIL lines
+// and screenshots go to <out>/live/.
+//
 // DITTO_BC_URL=http://127.0.0.1:PORT runs the phases against a server that is already running (its frontend as it is),
 // for working on this script.
 "use strict";
@@ -54,16 +65,23 @@ const CFG = {
     .filter(Boolean)
     .map((s) => {
       const [name, staticDir, renderer] = s.split("|");
-      return { name, staticDir, vue: renderer === "vue" };
+      return { name, staticDir, vue: renderer === "vue", live: renderer === "live" };
     }),
   workflows: env("DITTO_BC_WORKFLOWS").split("\n").filter(Boolean),
   apiDir: env("DITTO_BC_API_DIR", ""),
   packDir: env("DITTO_BC_PACK_NAME", "ComfyUI-Ditto"),
   timeoutS: Number(env("DITTO_BC_TIMEOUT", "3600")),
+  liveWorkflow: env("DITTO_BC_LIVE_WORKFLOW", ""),
+  liveWav: env("DITTO_BC_LIVE_WAV", ""),
+  liveCheck: env("DITTO_BC_LIVE_CHECK", path.join(__dirname, "live_check.cjs")),
+  liveFrames: Number(env("DITTO_BC_LIVE_FRAMES", "2")),
+  liveTimeoutS: Number(env("DITTO_BC_LIVE_TIMEOUT", "600")),
   dpr: Number(env("DITTO_BC_DPR", "2")),
 };
 
 const CURVE_TYPES = ["DittoMotionSampler", "DittoEditMotion", "DittoLoadMotion", "DittoSaveMotion"];
+const GO_LIVE = "DittoGoLive";
+const LIVE_PREFIX = "/ditto/live"; // where the pack mounts the live page on ComfyUI's server (nodes/live.py)
 const CHART_WIDGET = "ditto_motion_chart";
 const SERIES_RGB = { yaw: [240, 160, 48], pitch: [64, 192, 224], roll: [128, 208, 96], mouth: [224, 96, 160] };
 
@@ -471,7 +489,10 @@ async function runPhase(browser, url, phase, results) {
       let info = await page.evaluate(inspectGraph, { curveTypes: CURVE_TYPES, chartWidget: CHART_WIDGET });
       if (info.unknown.length) fail(`unknown node types: ${info.unknown.join(", ")}`);
       const curveIds = info.nodes.map((n) => n.id);
-      if (!curveIds.length) fail("no curve node in the workflow");
+      const goLive = wfJson.nodes.filter((n) => n.type === GO_LIVE);
+      const wantCurves = wfJson.nodes.filter((n) => CURVE_TYPES.includes(n.type)).length;
+      if (!curveIds.length && !goLive.length) fail("no curve node in the workflow");
+      if (curveIds.length !== wantCurves) fail(`${curveIds.length} curve nodes in the loaded graph, ${wantCurves} in the file`);
       checkSerialization(wfJson, apiJson, info, "after loading", fail);
       if (curveIds.length) {
         // before any data the chart takes no room: the node looks as saved
@@ -509,6 +530,29 @@ async function runPhase(browser, url, phase, results) {
       }
       executed = Object.keys(entry.outputs ?? {}).length;
       if (status !== "success") fail(`execution status ${status}`);
+      // Go Live: the page's path in its output (ui.text), and the avatar listed by the page's API on this server
+      for (const n of goLive) {
+        const name = n.widgets_values[0];
+        const want = `${LIVE_PREFIX}/?avatar=${name}`;
+        const text = entry.outputs?.[String(n.id)]?.text;
+        if (!Array.isArray(text) || text[0] !== want) fail(`node ${n.id} ${GO_LIVE}: output text ${JSON.stringify(text)}, expected ["${want}"]`);
+        try {
+          const ids = (await getJSON(`${url}${LIVE_PREFIX}/avatars`)).avatars.map((a) => a.id);
+          if (!ids.includes(name)) fail(`node ${n.id} ${GO_LIVE}: avatar ${name} not in ${LIVE_PREFIX}/avatars (${ids})`);
+        } catch (e) {
+          fail(`node ${n.id} ${GO_LIVE}: ${e.message}`);
+        }
+        // web/ditto_live.js: after the run the node has an "Open the live page" button pointing at that path
+        await frames(page, 3);
+        const button = await page.evaluate((id) => {
+          const w = window.app.graph.getNodeById(id)?.widgets?.find((x) => x.name === "Open the live page");
+          return w ? { type: w.type, href: w.href ?? null } : null;
+        }, n.id);
+        if (!button || button.type !== "button" || !String(button.href).endsWith(want)) {
+          fail(`node ${n.id} ${GO_LIVE}: no "Open the live page" button for ${want} (got ${JSON.stringify(button)})`);
+        }
+        log(`    ${GO_LIVE} node ${n.id}: output ${JSON.stringify(text)}; button ${JSON.stringify(button)}`);
+      }
 
       // the curves arrive by websocket ("executed") before the prompt ends; give the page time to draw them
       const tWait = Date.now();
@@ -568,6 +612,11 @@ async function runPhase(browser, url, phase, results) {
       }
       if (phase.vue && !useDom) fail(`the Vue renderer shows ${Object.keys(domRects).length} node elements for ${info.others.length} nodes`);
 
+      for (const n of goLive) {
+        await centreOn(page, n.id);
+        const clip = await nodeClip(page, n.id);
+        if (clip.width > 10 && clip.height > 10) await page.screenshot({ path: path.join(dir, `${wfName}-node${n.id}-${GO_LIVE}.png`), clip });
+      }
       // per curve node: centre it at scale 1, read the chart back, screenshot it
       for (const id of curveIds) {
         await centreOn(page, id);
@@ -670,6 +719,118 @@ async function runPhase(browser, url, phase, results) {
   await context.close();
 }
 
+// ---------------------------------------------------------------- the live phase
+
+// Queue an API prompt through ComfyUI's /prompt and wait for its history entry.
+async function runPrompt(url, prompt, timeoutS) {
+  const r = await fetch(`${url}/api/prompt`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt, client_id: "ditto-browser-check" }),
+  });
+  const body = await r.text();
+  if (!r.ok) throw new Error(`POST /prompt: HTTP ${r.status}: ${body.slice(0, 500)}`);
+  const { prompt_id: id } = JSON.parse(body);
+  const deadline = Date.now() + timeoutS * 1000;
+  while (Date.now() < deadline) {
+    const hist = await getJSON(`${url}/api/history/${id}`);
+    if (hist[id]) return hist[id];
+    if (server && server.exitCode !== null) throw new Error("ComfyUI exited during execution");
+    await sleep(1000);
+  }
+  throw new Error(`prompt ${id}: no result within ${timeoutS} s`);
+}
+
+function promptFailures(entry) {
+  const out = [];
+  for (const [kind, msg] of entry.status?.messages ?? []) {
+    if (kind === "execution_error") out.push(`execution error in node ${msg.node_id} ${msg.node_type}: ${msg.exception_type}: ${msg.exception_message}`);
+  }
+  if (entry.status?.status_str !== "success") out.push(`execution status ${entry.status?.status_str}`);
+  return out;
+}
+
+async function runLivePhase(url, phase, results) {
+  const dir = path.join(CFG.out, phase.name);
+  fs.mkdirSync(dir, { recursive: true });
+  const phaseResult = { phase: phase.name, frontend: null, vue: false, live: true, workflows: [] };
+  results.push(phaseResult);
+  const wfName = path.basename(CFG.liveWorkflow || "Live avatar from a portrait.json", ".json");
+  const t0 = Date.now();
+  const failures = [];
+  const fail = (m) => failures.push(m);
+  const checks = [];
+  try {
+    if (!CFG.liveWorkflow || !CFG.liveWav) throw new Error("DITTO_BC_LIVE_WORKFLOW / DITTO_BC_LIVE_WAV are not set (run it through run.sh)");
+    const api = JSON.parse(fs.readFileSync(path.join(CFG.apiDir, path.basename(CFG.liveWorkflow)), "utf8"));
+    const liveId = Object.keys(api).find((k) => api[k].class_type === GO_LIVE);
+    if (!liveId) throw new Error(`no ${GO_LIVE} node in the live workflow`);
+    const name = api[liveId].inputs.name;
+    const other = `${name}-other`;
+    // 1. another avatar first (so that the page lists two and its ?avatar= has to choose), then the workflow as shipped
+    for (const avatar of [other, name]) {
+      const p = structuredClone(api);
+      p[liveId].inputs.name = avatar;
+      const tq = Date.now();
+      const entry = await runPrompt(url, p, CFG.timeoutS);
+      const bad = promptFailures(entry);
+      const want = `${LIVE_PREFIX}/?avatar=${avatar}`;
+      const text = entry.outputs?.[liveId]?.text;
+      if (Array.isArray(text) ? text[0] !== want : true) bad.push(`${GO_LIVE} output text ${JSON.stringify(text)}, expected ["${want}"]`);
+      const line = `Go Live in ComfyUI (POST /prompt, avatar "${avatar}"): ${bad.length ? bad.join("; ") : `${want} after ${((Date.now() - tq) / 1000).toFixed(0)} s`}`;
+      console.log(`${bad.length ? "FAIL" : "PASS"} ${line}`);
+      checks.push({ ok: !bad.length, name: line });
+      bad.forEach(fail);
+    }
+    // 2. the page: live_check.cjs in its page mode (its own Chromium with the fake microphone)
+    const page = `${url}${LIVE_PREFIX}/?avatar=${encodeURIComponent(name)}`;
+    log(`${phase.name}: ${page}`);
+    const childEnv = {
+      ...process.env,
+      DITTO_LC_PAGE: page,
+      DITTO_LC_AVATAR: name,
+      DITTO_LC_OTHER_AVATAR: other,
+      DITTO_LC_WAV: CFG.liveWav,
+      DITTO_LC_OUT: dir,
+      DITTO_LC_CHROMIUM: CFG.chromium,
+      DITTO_LC_NODE_MODULES: NODE_MODULES,
+      DITTO_LC_TIMEOUT: String(CFG.liveTimeoutS),
+      DITTO_LC_MIN_FRAMES: String(CFG.liveFrames),
+      DITTO_LC_PORTRAIT: path.join(__dirname, "..", "..", "example_inputs", "ditto_portrait.jpg"),
+    };
+    const rc = await new Promise((resolve) => {
+      const child = spawn(process.execPath, [CFG.liveCheck], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+      let buf = "";
+      const onData = (d) => {
+        buf += d.toString();
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          console.log(`  ${line}`);
+          const m = /^(PASS|FAIL) (.*)$/.exec(line);
+          if (m) {
+            checks.push({ ok: m[1] === "PASS", name: m[2] });
+            if (m[1] === "FAIL") fail(m[2]);
+          }
+        }
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+      child.on("close", (code) => resolve(code));
+    });
+    if (rc !== 0 && !failures.length) fail(`live_check.cjs exited with ${rc}`);
+    if (!checks.some((c) => /^Talk .*frames are drawn/.test(c.name) && c.ok)) fail("no frames drawn on the live page");
+  } catch (e) {
+    fail(`live phase aborted: ${e.message}`);
+  }
+  const secs = (Date.now() - t0) / 1000;
+  const res = { workflow: `${wfName} (live page)`, ok: failures.length === 0, status: failures.length ? "failed" : "success", secs, checks, failures };
+  phaseResult.workflows.push(res);
+  log(`${phase.name} ${res.workflow}: ${res.ok ? "PASS" : "FAIL"} (${secs.toFixed(0)} s, ${checks.length} checks)`);
+  for (const f of failures) log(`    ${f}`);
+}
+
 async function main() {
   fs.mkdirSync(CFG.out, { recursive: true });
   const frontRoot = path.join(CFG.out, "frontend-root");
@@ -690,7 +851,8 @@ async function main() {
         swapFrontend(frontRoot, phase.staticDir);
         current = phase.staticDir;
       }
-      await runPhase(browser, url, phase, results);
+      if (phase.live) await runLivePhase(url, phase, results);
+      else await runPhase(browser, url, phase, results);
     }
   } finally {
     await browser.close().catch(() => {});
@@ -702,11 +864,12 @@ async function main() {
   for (const p of results) {
     for (const w of p.workflows) {
       ok = ok && w.ok;
-      console.log(`  ${w.ok ? "PASS" : "FAIL"}  ${p.phase.padEnd(24)} frontend ${String(p.frontend).padEnd(8)} ${p.vue ? "vue    " : "classic"}  ${w.workflow}`);
+      console.log(`  ${w.ok ? "PASS" : "FAIL"}  ${p.phase.padEnd(24)} frontend ${String(p.frontend).padEnd(8)} ${p.live ? "live   " : p.vue ? "vue    " : "classic"}  ${w.workflow}`);
     }
   }
   const nWf = results.reduce((a, p) => a + p.workflows.length, 0);
-  if (nWf !== CFG.phases.length * CFG.workflows.length) ok = false;
+  const nLive = CFG.phases.filter((p) => p.live).length;
+  if (nWf !== (CFG.phases.length - nLive) * CFG.workflows.length + nLive) ok = false;
   console.log(`\nScreenshots and logs: ${CFG.out}`);
   return ok ? 0 : 1;
 }

@@ -7,6 +7,13 @@
 //   DITTO_LC_TIMEOUT (seconds to wait for frames, default 120), DITTO_LC_PREFIX (1: also run the page under
 //   /ditto/live/, the ComfyUI mount, through a proxy route; default 1).
 // Prints one PASS or FAIL line per check; exit status 1 when any failed.
+//
+// Page mode, for a page already served elsewhere (run.sh's live phase: the page ComfyUI serves for the pack):
+//   DITTO_LC_PAGE (the page's full address, e.g. http://127.0.0.1:8188/ditto/live/?avatar=comfyui) replaces
+//   DITTO_LC_URL and skips the token, upload and play-file checks; DITTO_LC_AVATAR is the avatar the address names,
+//   DITTO_LC_OTHER_AVATAR (optional) another one the server lists, DITTO_LC_MIN_FRAMES (default 2) the frames to see
+//   drawn after Talk; DITTO_LC_PORTRAIT (optional) a portrait to upload. It checks the page and its files, the avatar
+//   listed and selected, Talk with idle on, the frames drawn, Stop, no console errors, and the upload.
 "use strict";
 
 const fs = require("fs");
@@ -21,12 +28,13 @@ const env = (name, def) => {
   return v;
 };
 const { chromium } = require(path.join(env("DITTO_LC_NODE_MODULES"), "playwright-core"));
-const BASE = env("DITTO_LC_URL").replace(/\/+$/, "");
-const TOKEN = env("DITTO_LC_TOKEN");
+const PAGE = env("DITTO_LC_PAGE", ""); // page mode (see above)
+const BASE = PAGE ? new URL(PAGE).origin : env("DITTO_LC_URL").replace(/\/+$/, "");
+const TOKEN = PAGE ? "" : env("DITTO_LC_TOKEN");
 const AVATAR = env("DITTO_LC_AVATAR");
 const WAV = env("DITTO_LC_WAV");
-const PORTRAIT = env("DITTO_LC_PORTRAIT");
-const PORTRAIT2 = env("DITTO_LC_PORTRAIT2");
+const PORTRAIT = env("DITTO_LC_PORTRAIT", PAGE ? "" : undefined); // page mode: optional (an upload check)
+const PORTRAIT2 = PAGE ? "" : env("DITTO_LC_PORTRAIT2");
 const OUT = env("DITTO_LC_OUT", "/tmp/ditto-live-check");
 const CHROMIUM = env("DITTO_LC_CHROMIUM", "/usr/bin/chromium");
 const WAIT_MS = Number(env("DITTO_LC_TIMEOUT", "120")) * 1000;
@@ -122,8 +130,166 @@ const canvasInfo = (page) =>
   });
 const frames = (page) => page.evaluate(() => Number(document.getElementById("frames").textContent));
 
+// ---------------------------------------------------------------- page mode: a page already served (ComfyUI's mount)
+// the server's events in short: counts by type, and each error code with its count and first message
+function eventSummary(events) {
+  const types = {};
+  const errors = {};
+  for (const e of events) {
+    types[e.type] = (types[e.type] || 0) + 1;
+    if (e.type === "error") {
+      const k = e.code || "?";
+      errors[k] = errors[k] || { n: 0, message: e.message };
+      errors[k].n += 1;
+    }
+  }
+  const t = Object.entries(types).map(([k, n]) => `${k} x${n}`).join(", ");
+  const er = Object.entries(errors).map(([k, v]) => `${k} x${v.n} ("${String(v.message).slice(0, 120)}")`).join("; ");
+  return `events ${t || "none"}${er ? `; errors ${er}` : ""}`;
+}
+
+async function pageMode() {
+  const OTHER = env("DITTO_LC_OTHER_AVATAR", "");
+  const MIN_FRAMES = Number(env("DITTO_LC_MIN_FRAMES", "2"));
+  const pageUrl = new URL(PAGE);
+  const base = pageUrl.origin + pageUrl.pathname.replace(/index\.html$/, "").replace(/\/+$/, "");
+  await check(`server: ${pageUrl.pathname} serves the page, its files and the avatars`, async () => {
+    const r = await fetch(PAGE);
+    assert(r.status === 200 && /<html/i.test(await r.text()), `${PAGE} answered ${r.status}`);
+    for (const f of ["live.js", "live.css"]) {
+      const s = await fetch(`${base}/static/${f}`);
+      assert(s.status === 200, `${base}/static/${f} answered ${s.status}`);
+    }
+    const a = await fetch(`${base}/avatars`);
+    assert(a.ok, `${base}/avatars answered ${a.status}`);
+    const ids = (await a.json()).avatars.map((x) => x.id);
+    assert(ids.includes(AVATAR), `avatar ${AVATAR} not listed (${ids})`);
+    if (OTHER) assert(ids.includes(OTHER), `avatar ${OTHER} not listed (${ids})`);
+    return `avatars ${ids.join(", ")}`;
+  });
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-audio-capture=${WAV}`,
+      "--autoplay-policy=no-user-gesture-required",
+      "--no-sandbox",
+    ],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+    await context.grantPermissions(["microphone"], { origin: BASE });
+    const consoleMsgs = [];
+    const page = await context.newPage();
+    watchConsole(page, consoleMsgs);
+    const ws = watchSockets(page);
+    const listed = await check(`page loads at ${pageUrl.pathname}${pageUrl.search} with avatar ${AVATAR} listed`, async () => {
+      const res = await page.goto(PAGE);
+      assert(res.status() === 200, `status ${res.status()}`);
+      await waitFor(page, (id) => [...document.querySelectorAll("#avatar option")].some((o) => o.value === id),
+        AVATAR, `avatar ${AVATAR} in the list`, 30000);
+      const options = await page.$$eval("#avatar option", (o) => o.map((x) => x.value));
+      return `options ${options.join(", ")}; state ${await text(page, "#state")}`;
+    });
+    if (!listed) return;
+    await check(`the avatar named in ?avatar= (${AVATAR}) is selected`, async () => {
+      const sel = await page.inputValue("#avatar");
+      const options = await page.$$eval("#avatar option", (o) => o.map((x) => x.value));
+      if (sel !== AVATAR) {
+        await page.selectOption("#avatar", AVATAR); // as a user would, so that the session checks below still run
+        throw new Error(`selected ${sel} of ${options.join(", ")} (picked ${AVATAR} by hand to go on)`);
+      }
+      return `${options.length} avatars listed, the first ${options[0]}`;
+    });
+    await page.screenshot({ path: path.join(OUT, "live-page-loaded.png") });
+
+    await page.check("#idle");
+    const talkOk = await check(`Talk (idle on): a session starts through the page's server and ${MIN_FRAMES} frames are drawn`, async () => {
+      const t0 = Date.now();
+      await page.click("#talk");
+      await waitFor(page, (n) => Number(document.getElementById("canvas").dataset.drawn || 0) >= n, MIN_FRAMES,
+        `${MIN_FRAMES} frames drawn`);
+      const start = ws.sentJSON.find((m) => m.type === "start");
+      assert(start && start.avatar === AVATAR && start.settings.idle === true, `start message ${JSON.stringify(start)}`);
+      const want = new URL(`${base}/ws`);
+      want.protocol = "ws:";
+      assert(ws.sockets.some((u) => u.split("?")[0] === want.toString()), `WebSockets ${ws.sockets.join(", ")}, expected ${want}`);
+      assert(ws.sentAudioBytes > 0, "no microphone audio sent");
+      const c = await canvasInfo(page);
+      // (on a CPU the pipeline is many times slower than the microphone: "buffer_full" errors are expected there)
+      return `${c.drawn} drawn (${await frames(page)} received) after ${((Date.now() - t0) / 1000).toFixed(0)} s; ` +
+        `first frame ${await text(page, "#latency")}, lag ${await text(page, "#lag")}, state ${await text(page, "#state")}; ` +
+        eventSummary(ws.events);
+    });
+    if (talkOk) {
+      await check("Talk: the canvas shows the frames (not blank, not flat)", async () => {
+        const c = await canvasInfo(page);
+        assert(c.lit > 0.2 && c.colours >= 16, JSON.stringify(c));
+        return JSON.stringify(c);
+      });
+    }
+    await page.screenshot({ path: path.join(OUT, "live-talk.png") });
+    await check("Stop: the session ends and the connection closes", async () => {
+      const t0 = Date.now();
+      const before = ws.events.length;
+      await page.click("#stop");
+      // errors for microphone pieces sent just before Stop (on a CPU, buffer_full) can still come until the server's
+      // "interrupted": clear what the page shows once that arrived, and expect no error after it
+      const t = Date.now();
+      while (!ws.events.slice(before).some((e) => e.type === "interrupted") && Date.now() - t < 60000) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 1000)); // the page has handled the messages before it too
+      await page.evaluate(() => (document.getElementById("error").textContent = ""));
+      await waitFor(page, () => document.getElementById("state").dataset.state === "closed", null, "state closed");
+      const secs = ((Date.now() - t0) / 1000).toFixed(1);
+      const after = ws.events.slice(before);
+      assert(ws.sentJSON.some((m) => m.type === "interrupt") && ws.sentJSON.some((m) => m.type === "end"),
+        "no interrupt + end sent");
+      assert(ws.closed >= 1, "the WebSocket did not close");
+      assert(after.some((e) => e.type === "interrupted"), `no 'interrupted' after Stop: ${eventSummary(after)}`);
+      // (errors for microphone pieces sent just before Stop can still arrive before the server's "interrupted")
+      const late = after.slice(after.findIndex((e) => e.type === "interrupted"));
+      assert(!late.some((e) => e.type === "error"), `errors after 'interrupted': ${eventSummary(late)}`);
+      const err = (await text(page, "#error")).trim();
+      assert(!err, `error shown: ${err}`);
+      // the server sends "ended" once the frames already in the pipeline are out; the page waits a minute for it,
+      // then closes itself: on a CPU (seconds a frame, about 30 frames in the online pipeline) that minute is short
+      const how = ws.has("ended") ? "after the server's 'ended'" : "by the page after its minute of grace, before the server's 'ended' (the pipeline still rendering)";
+      return `closed ${secs} s after Stop ${how}; ${await frames(page)} frames received in all; after Stop: ${eventSummary(after)}`;
+    });
+    await page.screenshot({ path: path.join(OUT, "live-stopped.png") });
+    await check("no console errors or warnings on the page", async () => {
+      assert(!consoleMsgs.length, consoleMsgs.join(" | "));
+    });
+    if (PORTRAIT) {
+      // the page's Upload button, as its request: a portrait registered with the server's models
+      await check("Upload: a portrait POSTed to <page>/avatars is registered", async () => {
+        const r = await fetch(`${base}/avatars?name=${encodeURIComponent(path.basename(PORTRAIT))}`,
+          { method: "POST", body: fs.readFileSync(PORTRAIT) });
+        const body = await r.text();
+        assert(r.ok, `HTTP ${r.status}: ${body.slice(0, 300)}`);
+        return body.slice(0, 200);
+      });
+    }
+    await page.close();
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
+  if (PAGE) {
+    await pageMode();
+    fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
+    const failed = results.filter((r) => !r.ok).length;
+    log(`${results.length - failed} passed, ${failed} failed; screenshots in ${OUT}`);
+    return failed ? 1 : 0;
+  }
   const goodUrl = `${BASE}/?token=${encodeURIComponent(TOKEN)}`;
 
   // ---------------------------------------------------------------- server answers without a browser

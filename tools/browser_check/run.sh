@@ -17,6 +17,13 @@
 # executed in each phase: by default the pinned frontend with the classic canvas renderer, then the newest frontend
 # with the Vue node renderer (Comfy.VueNodes.Enabled). Exit status 0 when everything passed.
 #
+# The phase "live" (e.g. DITTO_BC_PHASES="pinned-classic live") checks Go Live and the live page the pack serves on
+# ComfyUI's own server: it queues workflows/api/Live avatar from a portrait.json through ComfyUI's /prompt (once
+# under another avatar name first, so that the page lists two avatars), then runs live_check.cjs against the page
+# http://127.0.0.1:PORT/ditto/live/?avatar=comfyui: Chromium with a fake microphone playing 3 s of the sample speech,
+# the avatar listed and selected, idle on, Talk, at least DITTO_BC_LIVE_FRAMES frames drawn (the synthetic kit's real
+# renderer on the CPU: 10 s or more per frame), Stop, an upload of the sample portrait, screenshots in <out>/live/.
+#
 # Settings (environment):
 #   COMFYUI_DIR             ComfyUI source tree or bare git dir (required)
 #   DITTO_BC_CACHE          cache folder (default ~/.cache/ditto-browser-check)
@@ -27,7 +34,10 @@
 #                           which on Linux is a CUDA build of several GB; the check runs ComfyUI with --cpu)
 #   DITTO_BC_KIT            an existing synthetic kit folder (ditto-talkinghead) to link instead of making one
 #   DITTO_BC_PHASES         "pinned-classic latest-vue" (default); each is pinned, latest or a version (1.30.2),
-#                           then -classic or -vue (e.g. "pinned-classic latest-vue latest-classic 1.30.2-classic")
+#                           then -classic or -vue (e.g. "pinned-classic latest-vue latest-classic 1.30.2-classic"),
+#                           or "live" (the live page on ComfyUI's server, with the frontend of the phase before it)
+#   DITTO_BC_LIVE_FRAMES    frames the live phase waits for (default 2)
+#   DITTO_BC_LIVE_TIMEOUT   seconds the live phase waits for them, and for each of its other steps (default 600)
 #   DITTO_BC_LATEST_VERSION pin "latest" to this version (default: the newest on PyPI)
 #   DITTO_BC_ONLY           run only the workflows whose file name contains this text (default: all workflows/*.json)
 #   DITTO_BC_INPUTS, DITTO_BC_SAMPLES, DITTO_BC_SPEECH_SECONDS, DITTO_BC_VIDEO_FRAMES: see prepare_inputs.py
@@ -145,7 +155,17 @@ latest_version() {
 }
 PHASES=""
 NAMES=""
+LIVE_PHASE=""
+last_static=""
 for f in ${DITTO_BC_PHASES:-pinned-classic latest-vue}; do
+  if [ "$f" = live ]; then
+    # the live page needs no particular frontend: keep the one already served (no swap), else the pinned one
+    [ -n "$last_static" ] || last_static="$(frontend_dir "$PINNED")"
+    PHASES+="live|$last_static|live;"
+    NAMES+=" live"
+    LIVE_PHASE=1
+    continue
+  fi
   renderer="${f##*-}"
   which="${f%-*}"
   case "$renderer" in classic|vue) ;; *) die "phase $f: end it in -classic or -vue" ;; esac
@@ -155,6 +175,7 @@ for f in ${DITTO_BC_PHASES:-pinned-classic latest-vue}; do
     *) v="$which" ;;
   esac
   static="$(frontend_dir "$v")"
+  last_static="$static"
   PHASES+="$which-$v-$renderer|$static|$renderer;"
   NAMES+=" $which-$v-$renderer"
 done
@@ -197,10 +218,38 @@ for wf in "$REPO"/workflows/*.json; do
   WORKFLOWS+=("$wf")
 done
 [ "${#WORKFLOWS[@]}" -gt 0 ] || die "no workflows in $REPO/workflows${DITTO_BC_ONLY:+ matching $DITTO_BC_ONLY}"
-"$PY" "$HERE/prepare_inputs.py" "$BASE/input" "${WORKFLOWS[@]}"
+INPUT_WORKFLOWS=("${WORKFLOWS[@]}")
+if [ -n "$LIVE_PHASE" ]; then
+  LIVE_WF="$REPO/workflows/Live avatar from a portrait.json"
+  [ -f "$LIVE_WF" ] && [ -f "$REPO/workflows/api/${LIVE_WF##*/}" ] || die "phase live: no $LIVE_WF (or its API twin)"
+  INPUT_WORKFLOWS+=("$LIVE_WF")  # its inputs too, whatever DITTO_BC_ONLY picked
+  # the speech the fake microphone plays: 3 s of the sample at 16 kHz mono (as live_run.sh makes it)
+  LIVE_WAV="$OUT/live-speech.wav"
+  "$PY" - "$REPO/example_inputs/ditto_speech.wav" "$LIVE_WAV" <<'EOF'
+import sys
+import wave
+
+import numpy as np
+
+src, dst = sys.argv[1], sys.argv[2]
+with wave.open(src) as w:
+    sr, ch = w.getframerate(), w.getnchannels()
+    assert w.getsampwidth() == 2, "expected 16-bit PCM"
+    x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, ch).mean(axis=1) / 32768.0
+n = int(len(x) * 16000 / sr)
+y = np.resize(np.interp(np.arange(n) * sr / 16000, np.arange(len(x)), x), 3 * 16000)  # 3 s, the clip repeated
+with wave.open(dst, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(16000)
+    w.writeframes((np.clip(y, -1, 1) * 32767).round().astype("<i2").tobytes())
+EOF
+  export DITTO_BC_LIVE_WORKFLOW="$LIVE_WF" DITTO_BC_LIVE_WAV="$LIVE_WAV" DITTO_BC_LIVE_CHECK="$HERE/live_check.cjs"
+fi
+"$PY" "$HERE/prepare_inputs.py" "$BASE/input" "${INPUT_WORKFLOWS[@]}"
 
 # ---------------------------------------------------------------- the check
-say "phases:$NAMES; workflows: ${#WORKFLOWS[@]}"
+say "phases:$NAMES; workflows: ${#WORKFLOWS[@]}${LIVE_PHASE:+ (and the live workflow in the live phase)}"
 export DITTO_BC_NODE_MODULES="$NODE_DIR/node_modules"
 export DITTO_BC_COMFYUI="$COMFY_SRC" DITTO_BC_PYTHON="$PY" DITTO_BC_STANDINS="$STANDINS" DITTO_BC_BASE="$BASE"
 export DITTO_BC_OUT="$OUT" DITTO_BC_CHROMIUM="$CHROMIUM" DITTO_BC_PHASE_SPECS="$PHASES" DITTO_BC_PACK_NAME="$PACK_NAME"
