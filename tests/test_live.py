@@ -409,12 +409,12 @@ def test_two_concurrent_sessions_and_disconnect_clean_up(server):
 
 
 def test_token_and_a_second_server_process(synthetic_kit, server):
-    """With --token every request needs it (header or query); and two server processes serve independently
-    (the documented scale-out: one process per GPU behind a sticky load balancer)."""
+    """With --token every request needs it (header or query); --max-upload-mb refuses larger uploads; and two server
+    processes serve independently (the documented scale-out: one process per GPU behind a sticky load balancer)."""
     import aiohttp
 
     token = "s3cret-token"
-    other = Server(synthetic_kit, "--token", token)
+    other = Server(synthetic_kit, "--token", token, "--max-upload-mb", "0.01")
     try:
         async def go():
             async with aiohttp.ClientSession() as h:
@@ -426,6 +426,8 @@ def test_token_and_a_second_server_process(synthetic_kit, server):
                     assert "needs its token" in (await r.json())["message"]
                 async with h.get(other.url + f"/health?token={token}") as r:
                     assert r.status == 200
+                async with h.post(other.url + f"/avatars?token={token}", data=PORTRAIT.read_bytes()) as r:
+                    assert r.status == 413 and (await r.json())["error"] == "too_large"  # over 0.01 MB
                 async with h.ws_connect(other.url + f"/ws?token={token}") as ws:
                     await ws.send_str(json.dumps({"type": "stats"}))
                     assert json.loads((await ws.receive()).data)["code"] == "not_started"

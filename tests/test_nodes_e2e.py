@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from comfy_stubs import InterruptProcessingException, stubbed_pack
+from conftest import standin_renderer
 from workflow_tools import API_DIR
 
 FPS = 25
@@ -475,7 +476,15 @@ API_FILES = sorted(p for p in API_DIR.glob("*.json") if p != LIVE_API_FILE)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", API_FILES, ids=[p.stem for p in API_FILES])
-def test_api_workflow_runs(path, comfy, recorder):
+def test_api_workflow_runs(path, comfy, recorder, monkeypatch):
+    """Each shipped API workflow through the nodes: the graph's wiring, types, files and outputs. Warp + decode are
+    the stand-in here (the Render Frames and Render Video tests above run the real networks through the same nodes;
+    each 512x512 frame takes seconds on a CPU)."""
+    from ditto_core.runtime.models import DittoModels
+
+    monkeypatch.setattr(DittoModels, "new_renderer",
+                        lambda self, batch_size=4, backend=None, config=None:
+                        standin_renderer(self, config.batch_size if config is not None else batch_size))
     pack, stubs = comfy
     prompt = json.loads(path.read_text())
     for spec in prompt.values():  # keep the CPU time down
