@@ -57,25 +57,7 @@ fi
 
 # ---------------------------------------------------------------- inputs: the speech the fake microphone plays
 WAV="$OUT/speech.wav"
-"$PY" - "$REPO/example_inputs/ditto_speech.wav" "$WAV" <<'EOF'
-import sys
-import wave
-
-import numpy as np
-
-src, dst = sys.argv[1], sys.argv[2]
-with wave.open(src) as w:
-    sr, ch = w.getframerate(), w.getnchannels()
-    assert w.getsampwidth() == 2, "expected 16-bit PCM"
-    x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, ch).mean(axis=1) / 32768.0
-n = int(len(x) * 16000 / sr)
-y = np.resize(np.interp(np.arange(n) * sr / 16000, np.arange(len(x)), x), 3 * 16000)  # 3 s, the clip repeated
-with wave.open(dst, "wb") as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(16000)
-    w.writeframes((np.clip(y, -1, 1) * 32767).round().astype("<i2").tobytes())
-EOF
+"$PY" "$HERE/mic_wav.py" "$REPO/example_inputs/ditto_speech.wav" "$WAV"
 
 # another portrait to upload as a new avatar: the example mirrored
 PORTRAIT2="$OUT/portrait_mirrored.jpg"

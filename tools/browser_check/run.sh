@@ -225,25 +225,7 @@ if [ -n "$LIVE_PHASE" ]; then
   INPUT_WORKFLOWS+=("$LIVE_WF")  # its inputs too, whatever DITTO_BC_ONLY picked
   # the speech the fake microphone plays: 3 s of the sample at 16 kHz mono (as live_run.sh makes it)
   LIVE_WAV="$OUT/live-speech.wav"
-  "$PY" - "$REPO/example_inputs/ditto_speech.wav" "$LIVE_WAV" <<'EOF'
-import sys
-import wave
-
-import numpy as np
-
-src, dst = sys.argv[1], sys.argv[2]
-with wave.open(src) as w:
-    sr, ch = w.getframerate(), w.getnchannels()
-    assert w.getsampwidth() == 2, "expected 16-bit PCM"
-    x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, ch).mean(axis=1) / 32768.0
-n = int(len(x) * 16000 / sr)
-y = np.resize(np.interp(np.arange(n) * sr / 16000, np.arange(len(x)), x), 3 * 16000)  # 3 s, the clip repeated
-with wave.open(dst, "wb") as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(16000)
-    w.writeframes((np.clip(y, -1, 1) * 32767).round().astype("<i2").tobytes())
-EOF
+  "$PY" "$HERE/mic_wav.py" "$REPO/example_inputs/ditto_speech.wav" "$LIVE_WAV"
   export DITTO_BC_LIVE_WORKFLOW="$LIVE_WF" DITTO_BC_LIVE_WAV="$LIVE_WAV" DITTO_BC_LIVE_CHECK="$HERE/live_check.cjs"
 fi
 "$PY" "$HERE/prepare_inputs.py" "$BASE/input" "${INPUT_WORKFLOWS[@]}"
