@@ -160,6 +160,31 @@ def synthetic_models(synthetic_kit):
     return DittoModels.load(synthetic_kit, device="cpu", precision="fp32", download=False, progress=False)
 
 
+def load_bench_script(name: str):
+    """Import a script of benchmarks/ (``"bench"``, ``"gpu_check"``, ...) as a module: they are run as scripts, not
+    installed."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"ditto_benchmarks_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Cells of the Markdown table rows in ``text`` (header first; the |---| separator does not start with "| ")."""
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+
+
+def is_pos(v) -> bool:
+    """A finite float > 0."""
+    import math
+
+    return isinstance(v, float) and math.isfinite(v) and v > 0
+
+
 def standin_renderer(models, batch_size: int = 4):
     """The benchmarks' shape-identical stand-in for warp + decode (a (b, 512, 512, 3) image that follows x_d), for
     tests whose subject is not the renderer: the real networks take seconds per 512x512 frame on a CPU."""

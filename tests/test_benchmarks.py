@@ -2,56 +2,32 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
 
 from ditto_core.audio import frame_count
 
 BENCH_DIR = REPO_ROOT / "benchmarks"
 
 
-def _load(name: str):
-    """Import a script of benchmarks/ as a module (they are run as scripts, not installed)."""
-    spec = importlib.util.spec_from_file_location(f"ditto_benchmarks_{name}", BENCH_DIR / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def bench():
-    return _load("bench")
+    return load_bench_script("bench")
 
 
 @pytest.fixture(scope="module")
 def networks():
-    return _load("networks")
+    return load_bench_script("networks")
 
 
 @pytest.fixture(scope="module")
 def common():
-    return _load("common")
-
-
-def _table_rows(text: str) -> list[list[str]]:
-    """Cells of the Markdown table rows in ``text`` (header first, separator dropped)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("| "):
-            out.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return out
-
-
-def _is_pos(v) -> bool:
-    return isinstance(v, float) and math.isfinite(v) and v > 0
+    return load_bench_script("common")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -72,7 +48,7 @@ def test_format_table_is_an_aligned_markdown_table(common):
     text = common.format_table(("a", "long header"), [("x", "1"), ("yyyy", "22")])
     lines = text.splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1
-    assert lines[1].startswith("|-") and _table_rows(text) == [["a", "long header"], ["x", "1"], ["yyyy", "22"]]
+    assert lines[1].startswith("|-") and table_rows(text) == [["a", "long header"], ["x", "1"], ["yyyy", "22"]]
     with pytest.raises(ValueError, match="cells"):
         common.format_table(("a", "b"), [("only one",)])
 
@@ -152,7 +128,7 @@ def test_networks_script_end_to_end(tmp_path):
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    table = _table_rows(proc.stdout)
+    table = table_rows(proc.stdout)
     assert table[0] == ["network", "inputs", "precision", "ms/call", "frames/call", "ms/frame", "frames/s", "spread"]
     assert [r[0] for r in table[1:]] == ["stitching", "dit (1 step)"]
     res = json.loads(out.read_text())
@@ -165,7 +141,7 @@ def test_networks_script_end_to_end(tmp_path):
     assert dit["frames_per_call"] == 60.0  # a window adds 80 - overlap frames
     for r in res["rows"]:
         assert len(r["samples_ms"]) == 1 and r["timer"] == "wall"
-        assert _is_pos(r["ms_per_call"]) and r["ms_per_frame"] == pytest.approx(r["ms_per_call"] / r["frames_per_call"])
+        assert is_pos(r["ms_per_call"]) and r["ms_per_frame"] == pytest.approx(r["ms_per_call"] / r["frames_per_call"])
         assert r["fps"] == pytest.approx(1000.0 / r["ms_per_frame"])
 
 
@@ -201,7 +177,7 @@ def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
     for name in ("source registration", "audio features (HuBERT)", "DiT window, 2 steps", "stitching", "paste-back",
                  "encode (H.264 + AAC)"):
         r = by[name]
-        assert not r["skipped"] and len(r["samples_ms"]) == 1 and _is_pos(r["ms_per_unit"])
+        assert not r["skipped"] and len(r["samples_ms"]) == 1 and is_pos(r["ms_per_unit"])
         assert r["ms_per_frame"] == pytest.approx(r["ms_per_unit"] / r["frames_per_unit"])
         assert r["rtf"] == pytest.approx(r["ms_per_frame"] * 25 / 1000)
     assert "Compositor" in by["paste-back"]["note"]  # the device compositor of both modes
@@ -209,9 +185,9 @@ def test_bench_cheap_stages_json_schema(bench, synthetic_models, tmp_path):
                  "whole offline job", "online first-frame latency", "online sustained"):
         assert by[name]["skipped"] and by[name]["ms_per_unit"] is None and by[name]["note"] == "not selected"
     assert res["stream_vs_offline"] is None  # neither the offline renderer nor the stream ran
-    assert _is_pos(res["memory"]["peak_rss_mib"])
+    assert is_pos(res["memory"]["peak_rss_mib"])
     text = bench.format_result(res)
-    table = _table_rows(text)
+    table = table_rows(text)
     assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
     assert [r[2] for r in table[1:]].count("skipped") == 7
     assert "stream vs offline: n/a" in text
@@ -258,7 +234,7 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
         assert not by[name]["skipped"], name
     for name in ("warp", "decode", "render (pipeline renderer)", "offline renderer (render_frames)",
                  "whole offline job", "online first-frame latency"):
-        assert _is_pos(by[name]["ms_per_unit"]), name
+        assert is_pos(by[name]["ms_per_unit"]), name
     frames = by["offline renderer (render_frames)"]  # the whole clip through render_frames, reported per frame
     assert frames["stage"] == "frames" and frames["unit"] == "clip (2 frames)" and frames["frames_per_unit"] == 2
     assert frames["ms_per_frame"] == pytest.approx(frames["ms_per_unit"] / 2)
@@ -266,15 +242,15 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
     job = by["whole offline job"]
     assert job["rtf"] == pytest.approx(job["ms_per_unit"] / 1000 / res["inputs"]["audio_seconds"])
     online = by["online sustained"]
-    assert online["unit"] == "2 frames" and _is_pos(online["ms_per_frame"]) and _is_pos(online["rtf"])
+    assert online["unit"] == "2 frames" and is_pos(online["ms_per_frame"]) and is_pos(online["rtf"])
     cmp = res["stream_vs_offline"]
     assert cmp["online_ms_per_frame"] == online["ms_per_frame"]
     assert cmp["offline_ms_per_frame"] == frames["ms_per_frame"] and cmp["target"] == 1.10
     assert cmp["ratio"] == pytest.approx(online["ms_per_frame"] / frames["ms_per_frame"])
     assert cmp["ok"] == (cmp["ratio"] <= 1.10)
     mem = res["memory"]
-    assert _is_pos(mem["job_peak_rss_mib"]) and _is_pos(mem["peak_rss_mib"])
-    table = _table_rows(proc.stdout)
+    assert is_pos(mem["job_peak_rss_mib"]) and is_pos(mem["peak_rss_mib"])
+    table = table_rows(proc.stdout)
     assert table[0] == list(bench.HEADERS) and len(table) == 1 + len(res["rows"])
     assert "skipped" not in [r[2] for r in table[1:]]
     assert bench.format_comparison(cmp) in proc.stdout.splitlines()
@@ -296,7 +272,7 @@ def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
     assert res["schema"] == "ditto-bench-memory/1"
     assert [r["seconds"] for r in res["runs"]] == [0.04, 0.08] and [r["frames"] for r in res["runs"]] == [1, 2]
     first, last = res["runs"]
-    assert _is_pos(first["job_peak_rss_mib"]) and _is_pos(last["job_peak_rss_mib"])
+    assert is_pos(first["job_peak_rss_mib"]) and is_pos(last["job_peak_rss_mib"])
     assert res["ratio"] == pytest.approx(last["job_peak_rss_mib"] / first["job_peak_rss_mib"])
     assert res["ok"] == (res["ratio"] <= 1.2)
     assert "peak RSS ratio 0.08 s / 0.04 s" in proc.stdout
@@ -316,7 +292,7 @@ def test_node_memory_script(synthetic_kit, tmp_path):
     assert [(r["node"], r["seconds"], r["frames"]) for r in res["runs"]] == [
         ("video", 0.04, 1), ("video", 0.12, 3), ("frames", 0.04, 1), ("frames", 0.12, 3)]
     for r in res["runs"]:
-        assert _is_pos(r["peak_rss_mib"]) and r["peak_rss_mib"] >= r["rss_before_mib"] * 0.9
+        assert is_pos(r["peak_rss_mib"]) and r["peak_rss_mib"] >= r["rss_before_mib"] * 0.9
         if r["node"] == "frames":
             assert r["image_batch_mib"] == pytest.approx(r["frames"] * 256 * 256 * 16 / 2**20)
         else:

@@ -3,35 +3,22 @@ the graph-capturable DiT step against the masked forward, the lag arithmetic, ta
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
 
 BENCH_DIR = REPO_ROOT / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    """The script as a module (scripts of benchmarks/ are not installed)."""
-    spec = importlib.util.spec_from_file_location("ditto_benchmarks_gpu_check", BENCH_DIR / "gpu_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("gpu_check")
 
 
-def _table_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
-
-
-def _is_pos(v) -> bool:
-    return isinstance(v, float) and math.isfinite(v) and v > 0
 
 
 def test_options_defaults_tiny_and_rows(gpu_check):
@@ -165,7 +152,7 @@ def test_time_budget_skips_rows(gpu_check, synthetic_models):
             assert r["note"].startswith("CUDA graphs need a CUDA device"), r
         else:
             assert r["note"].startswith("time budget spent") and "of 0 s" in r["note"], r
-    table = _table_rows(gpu_check.format_check(res))
+    table = table_rows(gpu_check.format_check(res))
     assert [c[-1] for c in table[1:]] == ["skipped"] * 9
 
 
@@ -203,7 +190,7 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
             assert r["skipped"] and r["value"] is None and r["ok"] is None
             assert r["note"] == "CUDA graphs need a CUDA device (this run: cpu)"
         else:
-            assert not r["skipped"] and _is_pos(r["value"]) and r["timer"] == "wall", r
+            assert not r["skipped"] and is_pos(r["value"]) and r["timer"] == "wall", r
             assert all(v > 0 for v in r["samples_ms"]) and r["samples_ms"]
     render = by["render + paste-back, fp32, batch 1"]
     assert render["value"] == pytest.approx(1000.0 / render["samples_ms"][0], rel=1e-3)  # 1 frame per run
@@ -230,7 +217,7 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
         assert r["ok"] is None and "status n/a: the targets are for 4 sessions at 10 steps" in r["note"]
         assert "2 frames per session, 0 dropped" in r["note"]
     assert "every frame (the clip ends before frame 10" in live_lag["note"]
-    table = _table_rows(proc.stdout)
+    table = table_rows(proc.stdout)
     assert table[0] == list(gpu_check.HEADERS) and len(table) == 1 + len(rows)
     assert [c[0] for c in table[1:]] == [r["name"] for r in rows]
     assert [c[-1] for c in table[1:]] == [gpu_check.status(r) for r in rows]

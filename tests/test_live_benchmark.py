@@ -4,14 +4,13 @@ never timings."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
 
 pytest.importorskip("aiohttp")
 
@@ -20,20 +19,9 @@ BENCH_DIR = REPO_ROOT / "benchmarks"
 
 @pytest.fixture(scope="module")
 def live_latency():
-    """The script as a module (scripts of benchmarks/ are not installed)."""
-    spec = importlib.util.spec_from_file_location("ditto_benchmarks_live_latency", BENCH_DIR / "live_latency.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("live_latency")
 
 
-def _table_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
-
-
-def _is_pos(v) -> bool:
-    return isinstance(v, float) and math.isfinite(v) and v > 0
 
 
 def test_summary_ratios_and_speech_delay(live_latency):
@@ -108,10 +96,10 @@ def test_live_latency_script_smallest_mode(live_latency, synthetic_kit, tmp_path
         n = r["sessions"]
         assert r["frames"] == [frames] * n and r["frames_in_order"] == [True] * n, r
         assert r["frames_dropped"] == [0] * n and r["steps"] == 2 and r["hop"] == hops[r["config"]]
-        assert len(r["first_frame_ms"]) == n and all(_is_pos(v) for v in r["first_frame_ms"])
+        assert len(r["first_frame_ms"]) == n and all(is_pos(v) for v in r["first_frame_ms"])
         assert r["first_frame_ms_max"] == max(r["first_frame_ms"])
-        assert _is_pos(r["lag_median_ms"]) and r["lag_p90_ms"] >= r["lag_median_ms"]
-        assert _is_pos(r["speech_delay_median_ms"]) and r["speech_delay_p90_ms"] >= r["speech_delay_median_ms"]
+        assert is_pos(r["lag_median_ms"]) and r["lag_p90_ms"] >= r["lag_median_ms"]
+        assert is_pos(r["speech_delay_median_ms"]) and r["speech_delay_p90_ms"] >= r["speech_delay_median_ms"]
         after_first = n * (frames - hops[r["config"]])
         assert r["steady_frames"] == (after_first if after_first > 0 else n * frames), r
         if r["path"] == "websocket":  # a frame reaches the client after it left the server's stream
@@ -133,7 +121,7 @@ def test_live_latency_script_smallest_mode(live_latency, synthetic_kit, tmp_path
     t = res["targets"]
     assert t["first_frame_ms"] == 250 and t["lag_ms"] == 200 and t["sessions"] == 4
     assert not t["judged"] and t["verdicts"] == [] and not t["comparable"]
-    table = _table_rows(proc.stdout)
+    table = table_rows(proc.stdout)
     assert table[0] == list(live_latency.HEADERS) and table[1 + len(rows)] == list(live_latency.RATIO_HEADERS)
     assert len(table) == 2 + len(rows) + len(res["ratios"])
     assert [c[:3] for c in table[1 : 1 + len(rows)]] == [[r["path"], r["config"], str(r["sessions"])] for r in rows]

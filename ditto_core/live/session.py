@@ -38,6 +38,7 @@ import numpy as np
 import soxr
 import torch
 
+from ..audio import _to_mono, pcm_to_float
 from ..errors import InputError
 from ..render.renderer import Renderer
 from ..runtime.models import DittoModels
@@ -86,13 +87,11 @@ class AudioDecoder:
             raise LiveError("bad_audio", f"audio: a message of {len(data)} bytes is not a whole number of "
                                          f"{fmt.encoding} sample frames of {fmt.channels} channel(s) "
                                          f"({fmt.frame_bytes} bytes each)")
-        if fmt.encoding == "s16le":
-            x = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-        else:
-            x = np.frombuffer(data, dtype="<f4").astype(np.float32)
-            if not np.isfinite(x).all():
-                raise LiveError("bad_audio", "audio: NaN or infinite samples in f32le audio")
-        x = x.reshape(-1, fmt.channels).mean(axis=1) if fmt.channels > 1 else x
+        # the project's one PCM conversion (int16 / 32768) and channel mix (the mean)
+        x = pcm_to_float(np.frombuffer(data, dtype="<i2" if fmt.encoding == "s16le" else "<f4"), "audio")
+        if fmt.encoding == "f32le" and not np.isfinite(x).all():
+            raise LiveError("bad_audio", "audio: NaN or infinite samples in f32le audio")
+        x = _to_mono(x.reshape(-1, fmt.channels).T)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x, last=False)
         return np.ascontiguousarray(x, dtype=np.float32)
