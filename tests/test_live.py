@@ -453,6 +453,8 @@ def test_serve_refuses_a_missing_avatar_file_before_loading_models(tmp_path, cap
 
     assert main(["serve", "--models", str(tmp_path), "--avatar", str(tmp_path / "nope.jpg")]) == 2
     assert "--avatar" in capsys.readouterr().err
+    assert main(["serve", "--models", str(tmp_path), "--port", "70000"]) == 2
+    assert capsys.readouterr().err.strip() == "ditto: error: --port must be an integer in 0..65535, got 70000"
 
 
 def test_the_protocol_documents_client_example_runs_as_written(server, monkeypatch, capsys):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import DittoError
 from ..layout import default_models_dir
+from ..validate import check_int
 from ..render.renderer import PRECISIONS
 
 __all__ = ["add_serve_command"]
@@ -51,6 +52,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..runtime import DittoModels
     from .server import TOKEN_ENV, LiveHub, ServerLimits, is_loopback
 
+    check_int("--port", args.port, 0, 65535)  # before the models load
     token = args.token or os.environ.get(TOKEN_ENV) or None
     limits = ServerLimits(max_sessions=args.max_sessions, max_upload_mb=args.max_upload_mb,
                           max_avatars=args.max_avatars)
@@ -82,9 +84,9 @@ async def _serve(hub, host: str, port: int, token: str | None, webrtc: bool) -> 
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
-    except OSError as e:
+    except (OSError, OverflowError) as e:
         await runner.cleanup()
-        raise DittoError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+        raise DittoError(f"--host {host} --port {port}: cannot listen there ({getattr(e, 'strerror', None) or e})") from None
     bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr]
     shown = f"[{host}]" if ":" in host else host
     print(f"serving on http://{shown}:{bound}/" + (" (token required)" if token else ""), flush=True)
