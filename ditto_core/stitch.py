@@ -117,6 +117,12 @@ class StitchConfig:
             3000-frame schedule).
         ch_scale: ``ch_info['x_s_info_lst'][0]['scale']`` of a foreign conditioning source, or None. When set, the
             weights of exp and pose are multiplied by ``ch_scale / source scale`` (official ``_set_scale_ratio``).
+        exp_kps: the expression keypoints taken from the motion (of the 21), or None: the official lips. The eyes:
+            with all eye keypoints in ``exp_kps``, the motion's own (no blink template, and no gaze fix unless
+            ``gaze_fix`` is True); else as ``drive_eye`` says officially (the blink template on the source's eyes, or
+            without a template the motion's eyes), except that ``official_eyes=False`` keeps the source's eyes where
+            the official code would take the motion's. See :mod:`ditto_core.motion.parts`.
+        official_eyes: see ``exp_kps`` (False for a selection of parts without the ``official`` token).
     """
 
     driven_keys: tuple[str, ...] | Mapping[str, float] | None = None
@@ -130,8 +136,15 @@ class StitchConfig:
     stitching: bool = True
     num_frames: int | None = None
     ch_scale: float | None = None
+    exp_kps: tuple[int, ...] | None = None
+    official_eyes: bool = True
 
     def __post_init__(self) -> None:
+        if self.exp_kps is not None:
+            kps = tuple(sorted({int(k) for k in self.exp_kps}))
+            if any(not 0 <= k < NUM_KP for k in kps):
+                raise ValueError(f"exp_kps must be keypoint indices 0..{NUM_KP - 1}, got {self.exp_kps!r}")
+            object.__setattr__(self, "exp_kps", kps)
         if self.driven_keys is not None:
             keys = list(self.driven_keys.keys()) if isinstance(self.driven_keys, Mapping) else list(self.driven_keys)
             bad = [k for k in keys if k not in MOTION_KEYS]
@@ -168,8 +181,15 @@ class StitchConfig:
     def resolved_drive_eye(self, is_image: bool) -> bool:
         return bool(is_image) if self.drive_eye is None else bool(self.drive_eye)
 
+    @property
+    def eyes_from_motion(self) -> bool:
+        """All eye keypoints are taken from the motion (an explicit selection with the eyes)."""
+        return self.exp_kps is not None and set(EYE_KPS) <= set(self.exp_kps)
+
     def resolved_gaze_fix(self, is_image: bool) -> bool:
-        return self.resolved_drive_eye(is_image) if self.gaze_fix is None else bool(self.gaze_fix)
+        if self.gaze_fix is not None:
+            return bool(self.gaze_fix)
+        return False if self.eyes_from_motion else self.resolved_drive_eye(is_image)
 
     def with_settings(self, settings: ClipSettings) -> StitchConfig:
         """These settings with a motion's or a job's clip-wide ones (their None values keep these)."""
@@ -293,20 +313,20 @@ class MotionStitcher:
 
         self.blink_template = None if cfg.blink_template is None else self._tensor(cfg.blink_template).reshape(-1, 3 * NUM_KP)
         # exp = exp_d * a1 + exp_s * a2 + blink * a3   (official fix_exp_a1/a2/a3), each (63,)
-        lip = torch.zeros(NUM_KP, 3, dtype=self.dtype, device=self.device)
-        lip[list(LIP_KPS)] = 1
-        eye = torch.zeros_like(lip)
+        driven = torch.zeros(NUM_KP, 3, dtype=self.dtype, device=self.device)
+        driven[list(LIP_KPS if cfg.exp_kps is None else cfg.exp_kps)] = 1
+        eye = torch.zeros_like(driven)
         eye[list(EYE_KPS)] = 1
-        a1, blink = lip.clone(), torch.zeros_like(lip)
-        if self.drive_eye:
-            if self.blink_template is None:
-                a1 = a1 + eye
-            else:
+        a1, blink = driven, torch.zeros_like(driven)
+        if self.drive_eye and not cfg.eyes_from_motion:
+            if self.blink_template is not None:
                 blink = eye
+            elif cfg.exp_kps is None or cfg.official_eyes:  # official: driven eyes come from the motion
+                a1 = torch.maximum(a1, eye)
         self._a1 = (a1 * (1 - blink)).reshape(-1)
         self._a2 = ((1 - a1) + a1 * blink).reshape(-1)
         self._a3 = blink.reshape(-1)
-        self._uses_blinks = self.drive_eye and self.blink_template is not None
+        self._uses_blinks = self.drive_eye and self.blink_template is not None and not cfg.eyes_from_motion
 
         self.num_frames = cfg.num_frames
         self.blink_idx: list[int] | None = None

@@ -20,16 +20,18 @@ from typing import Any
 import torch
 
 from .controls import ClipSettings, FrameControls
+from .parts import parse_parts
 from .vector import MOTION_DIM
 from .._util import set_ordinary_mode
 from ..errors import InputError
-from ..validate import OptionError, check_int, check_number
+from ..validate import OptionError, check_bool, check_int, check_number
 
 __all__ = [
     "CONTROL_NAMES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "FPS",
+    "MIN_FORMAT_VERSION",
     "EditRange",
     "Motion",
     "MotionFormatError",
@@ -37,8 +39,10 @@ __all__ = [
     "save_motion",
 ]
 
-#: version of the saved-motion file format (see :func:`save_motion`)
-FORMAT_VERSION = 1
+#: version of the saved-motion file format (see :func:`save_motion`); 2 added ``parts`` and ``relative``
+FORMAT_VERSION = 2
+#: the oldest format version :func:`load_motion` reads (version 1 files drive the official parts, relatively)
+MIN_FORMAT_VERSION = 1
 #: value of the ``format`` metadata entry of a saved motion
 FORMAT_NAME = "ditto-motion"
 FPS = 25.0
@@ -101,7 +105,13 @@ class Motion:
         blink_interval: None (the release's default), 0 (no blinks) or frames between blinks.
         gaze_fix: None (official: with driven eyes), True or False.
         drive_eye: None (official: True for an image source, False for a video), True or False.
-        reference: ``(265,)`` the relative-motion reference frame (the streaming session's ``d0``); None = frame 0.
+        reference: ``(265,)`` the relative-motion reference frame (the streaming session's ``d0``, a driving video's
+            first frame); None = frame 0.
+        parts: what the motion drives (:mod:`ditto_core.motion.parts`): None = the official behaviour (a DiT
+            motion), else part names such as ``("head_pose", "translation", "expression")``.
+        relative: drive by the change since ``reference`` (official, and LivePortrait's relative mode: the source
+            keeps its own proportions) or, False, by the motion's absolute values (the driving face's expression
+            and pose replace the source's).
         smoothing: the sampler's smoothing width (official ``smo_k_d``), for information.
         edits: the applied edits, oldest first (for the UI).
         fps: frames per second (25).
@@ -123,6 +133,8 @@ class Motion:
     gaze_fix: bool | None = None
     drive_eye: bool | None = None
     reference: torch.Tensor | None = None
+    parts: tuple[str, ...] | None = None
+    relative: bool = True
     smoothing: int = 3
     edits: tuple[EditRange, ...] = ()
     fps: float = FPS
@@ -158,6 +170,8 @@ class Motion:
             if ref.shape[0] != MOTION_DIM or not torch.isfinite(ref).all():
                 raise ValueError(f"Motion.reference must be ({MOTION_DIM},) finite values or None, got {tuple(ref.shape)}")
             put("reference", ref.contiguous())
+        put("parts", parse_parts(self.parts, "Motion.parts"))
+        put("relative", check_bool("Motion.relative", self.relative))
         put("fps", check_number("Motion.fps", self.fps, MIN_FPS, MAX_FPS))
         put("smoothing", check_int("Motion.smoothing", self.smoothing, 0, 1001))
         put("edits", tuple(e if isinstance(e, EditRange) else EditRange(**e) for e in self.edits))
@@ -179,6 +193,11 @@ class Motion:
     def settings(self) -> ClipSettings:
         """The clip-wide stitcher settings this motion sets (None: the release's)."""
         return ClipSettings(self.blink_interval, self.drive_eye, self.gaze_fix)
+
+    @property
+    def reference_frame(self) -> torch.Tensor:
+        """``(265,)`` the frame relative motion is measured from: :attr:`reference`, else frame 0."""
+        return self.motion[0].clone() if self.reference is None else self.reference
 
     def controls(self) -> dict[str, torch.Tensor]:
         """The per-frame control arrays by name."""
@@ -218,8 +237,9 @@ def save_motion(path: str | os.PathLike[str], motion: Motion) -> Path:
     ``delta_pitch``/``delta_yaw``/``delta_roll`` (N,) degrees, ``head_amplitude``/``mouth_amplitude``/
     ``expression`` (N,) factors, ``vad_alpha``/``fade_alpha`` (N,) in [0, 1]; optional ``reference`` (265,).
     Metadata (strings): ``format`` = "ditto-motion", ``format_version`` = "1", ``fps``, ``smoothing``,
-    ``blink_interval``/``gaze_fix``/``drive_eye`` (JSON: null, a number or a bool), ``edits`` (JSON list of
-    ``{start, end, label}``), ``meta`` (JSON object of strings).
+    ``blink_interval``/``gaze_fix``/``drive_eye`` (JSON: null, a number or a bool), ``parts`` (JSON: null or a list
+    of part names), ``relative`` (JSON bool), ``edits`` (JSON list of ``{start, end, label}``), ``meta`` (JSON object
+    of strings).
     """
     from safetensors.torch import save_file
 
@@ -233,6 +253,8 @@ def save_motion(path: str | os.PathLike[str], motion: Motion) -> Path:
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
+        "parts": json.dumps(None if motion.parts is None else list(motion.parts)),
+        "relative": json.dumps(motion.relative),
         "fps": repr(motion.fps),
         "smoothing": str(motion.smoothing),
         "blink_interval": json.dumps(motion.blink_interval),
@@ -254,7 +276,8 @@ def save_motion(path: str | os.PathLike[str], motion: Motion) -> Path:
 
 def load_motion(path: str | os.PathLike[str]) -> Motion:
     """Read a motion written by :func:`save_motion`. Raises :class:`MotionFormatError` for a file that is not a
-    Ditto motion or has a format version other than :data:`FORMAT_VERSION`, ``FileNotFoundError`` if missing."""
+    Ditto motion or has a format version outside :data:`MIN_FORMAT_VERSION` .. :data:`FORMAT_VERSION`,
+    ``FileNotFoundError`` if missing."""
     from safetensors import SafetensorError, safe_open
 
     p = Path(path)
@@ -276,10 +299,10 @@ def load_motion(path: str | os.PathLike[str]) -> Motion:
                     f"{p.name} has motion format version {version}, newer than this ComfyUI-Ditto reads "
                     f"({FORMAT_VERSION}); update the node pack"
                 )
-            if int(version) < FORMAT_VERSION:
+            if int(version) < MIN_FORMAT_VERSION:
                 raise MotionFormatError(
-                    f"{p.name} has the old motion format version {version}; this ComfyUI-Ditto reads version "
-                    f"{FORMAT_VERSION} only: re-generate and save the motion again"
+                    f"{p.name} has the old motion format version {version}; this ComfyUI-Ditto reads versions "
+                    f"{MIN_FORMAT_VERSION}-{FORMAT_VERSION}: re-generate and save the motion again"
                 )
             missing = [k for k in _TENSOR_KEYS if k not in keys]
             if missing:
@@ -307,8 +330,9 @@ def load_motion(path: str | os.PathLike[str]) -> Motion:
         kw: dict[str, Any] = dict(tensors)
         kw["fps"] = number("fps", repr(FPS), float)
         kw["smoothing"] = number("smoothing", "3", int)
-        for name in ("blink_interval", "gaze_fix", "drive_eye"):
+        for name in ("blink_interval", "gaze_fix", "drive_eye", "parts"):
             kw[name] = json_field(name, "null")
+        kw["relative"] = json_field("relative", "true")
         edits = json_field("edits", "[]")
         if not isinstance(edits, list) or not all(isinstance(e, dict) and "start" in e and "end" in e for e in edits):
             raise MotionFormatError(f"{p.name}: edits in the metadata must be a list of {{start, end, label}}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..motion.controls import ClipControls, ClipSettings, FrameControls
+from ..motion.parts import resolve_parts
 from ..motion.track import Motion
 from ..source import Source
 from ..stitch import MotionStitcher, StitchConfig
@@ -51,12 +52,21 @@ class Keypoints:
         return x_s, x_d
 
 
-def stitch_config_for(base: StitchConfig, settings: ClipSettings, fades: bool, num_frames: int | None) -> StitchConfig:
+def stitch_config_for(base: StitchConfig, settings: ClipSettings, fades: bool, num_frames: int | None,
+                      parts: tuple[str, ...] | None = None, is_image: bool = True, relative: bool = True) -> StitchConfig:
     """The release's stitcher settings ``base`` for one clip: its clip-wide ``settings``, a fade toward the source
-    when the clip fades and the release sets no fade target, and its length (None: a stream)."""
+    when the clip fades and the release sets no fade target, its length (None: a stream), and what the motion drives
+    (``parts`` of :mod:`ditto_core.motion.parts` on an image or a video source; None keeps the release's) and how
+    (``relative``: from the reference frame; False: absolute values)."""
     cfg = base.with_settings(settings)
     if fades and not cfg.fade_target:
         cfg = replace(cfg, fade_target="source")
+    selection = resolve_parts(parts, is_image)
+    if selection is not None:
+        cfg = replace(cfg, driven_keys=selection.driven_keys, exp_kps=selection.exp_kps,
+                      official_eyes=selection.official)
+    if not relative:
+        cfg = replace(cfg, relative=False)
     return replace(cfg, num_frames=num_frames)
 
 
@@ -73,6 +83,8 @@ class KeypointPlanner:
         seed: the blink placement seed.
         reference: ``(265,)`` the relative-motion reference frame ``d0``; None: the first planned frame (or set
             later with :meth:`set_reference`, as the stream does once its first DiT window has run).
+        parts: what the motion drives (:mod:`ditto_core.motion.parts`); None: the official behaviour.
+        relative: relative motion (official) or absolute values.
     """
 
     def __init__(
@@ -85,24 +97,29 @@ class KeypointPlanner:
         num_frames: int | None = None,
         seed: int = 0,
         reference: torch.Tensor | None = None,
+        parts: tuple[str, ...] | None = None,
+        relative: bool = True,
     ) -> None:
         self.clip = clip or ClipControls()
         settings = self.clip.settings.over(motion_settings or ClipSettings())
         fades = self.clip.fades or motion_fades
-        self.config = stitch_config_for(models.release.stitch, settings, fades, num_frames)
+        self.config = stitch_config_for(models.release.stitch, settings, fades, num_frames, parts, source.is_image,
+                                        relative)
         self.total = num_frames
         self.device = models.device
         self._overall = models.release.overall
         self.stitcher = MotionStitcher(source.source_infos(), source.is_image, self.config, models.stitch,
-                                       rng=int(seed), device=models.device, d0=reference)
+                                       rng=int(seed), device=models.device,
+                                       d0=reference if relative else None)
         self.planned = 0
 
     @classmethod
     def for_motion(cls, models: DittoModels, source: Source, motion: Motion,
                    clip: ClipControls | None = None) -> KeypointPlanner:
-        """A planner for a whole :class:`Motion`: its settings, length, reference frame and seed (``meta["seed"]``)."""
+        """A planner for a whole :class:`Motion`: its settings, length, reference frame, seed (``meta["seed"]``) and
+        what it drives."""
         return cls(models, source, clip, motion.settings, bool((motion.fade_alpha < 1).any()), motion.num_frames,
-                   int(motion.meta.get("seed", "0")), motion.reference)
+                   int(motion.meta.get("seed", "0")), motion.reference, motion.parts, motion.relative)
 
     def set_reference(self, d0: torch.Tensor) -> None:
         """Set the relative-motion reference frame ``(265,)`` before the first chunk."""
