@@ -1,7 +1,7 @@
 """Command line: ``python -m ditto_core <command> ...`` (also the ``ditto`` script).
 
 Commands:
-  generate            portrait + speech -> talking-head mp4 (see ``generate --help``)
+  generate            portrait + speech (and/or a driving video) -> talking-head mp4 (see ``generate --help``)
   convert SRC DST     official .pth checkpoints -> .safetensors (same relative paths)
   download DIR        fetch the missing official files from the hub into DIR
   export-onnx         the renderer's networks as ONNX (for TensorRT)
@@ -32,6 +32,7 @@ from .validate import check_output_path, renamed
 from .video import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .runtime.driving import DrivingOptions
     from .runtime.options import JobOptions
 
 #: errors reported as ``ditto: error: <message>`` with exit code 2: every refusal of the library (bad input files, no
@@ -44,7 +45,10 @@ GENERATE_FLAGS: dict[str, str] = {
     "ClipControls.blink_interval": "--blink", "ClipControls.fade_in": "--fade-in", "ClipControls.fade_out": "--fade-out",
     **{f"SamplingOptions.{k}": f"--{k}" for k in ("emotion", "steps", "overlap", "seed", "guidance")},
     "SourceOptions.crop_scale": "--crop-scale", "SourceOptions.face_index": "--face-index",
-    "out_path": "--out", "source": "--source", "audio": "--audio",
+    "out_path": "--out", "source": "--source", "audio": "--audio", "drive": "--drive",
+    "DrivingOptions.parts": "--drive-parts", "DrivingOptions.mode": "--drive-mode",
+    "DrivingOptions.smoothing": "--drive-smoothing", "DrivingOptions.max_frames": "--drive-max-frames",
+    "length": "--drive-length",
     "RenderOptions.batch_size": "--batch-size", "RenderOptions.output": "--output", "RenderOptions.backend": "--renderer",
 }
 
@@ -53,7 +57,7 @@ GENERATE_FLAGS: dict[str, str] = {
 class _StageBars:
     """One tqdm progress bar per pipeline stage (``progress(stage, done, total)``)."""
 
-    LABELS = {"source": "source", "audio": "audio features", "motion": "DiT windows", "render": "render"}
+    LABELS = {"drive": "driving video", "source": "source", "audio": "audio features", "motion": "DiT windows", "render": "render"}
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -99,24 +103,45 @@ def job_options(args: argparse.Namespace) -> "JobOptions":
         )
 
 
+def driving_options(args: argparse.Namespace) -> "DrivingOptions":
+    """The :class:`~ditto_core.runtime.DrivingOptions` of ``generate --drive`` (errors name the flag). Parts default
+    to head pose and eyes from the video with ``--audio`` (lips from the speech), else everything the video moves."""
+    from .motion.parts import DRIVING_PARTS
+    from .runtime.driving import DrivingOptions
+
+    parts = args.drive_parts or ("head_pose,eyes" if args.audio else ",".join(DRIVING_PARTS))
+    with renamed(GENERATE_FLAGS):
+        return DrivingOptions(parts=parts, mode=args.drive_mode, smoothing=args.drive_smoothing,
+                              face_index=args.face_index, max_frames=args.drive_max_frames)
+
+
 def _run_generate(args: argparse.Namespace) -> int:
-    from .runtime import DittoModels, format_stats, generate, stream_to_file
+    from .runtime import DittoModels, format_stats, generate, generate_driven, stream_to_file
 
     options = job_options(args)
     if args.stream and options.clip.fade_out:
         raise ValueError("--fade-out is not available with --stream (a stream does not know where the audio ends)")
+    if args.audio is None and args.drive is None:
+        raise InputError("--audio is required (or --drive VIDEO to drive the face from a video)")
+    if args.drive is not None and args.stream:
+        raise InputError("--drive is not available with --stream (a driving video is read whole)")
+    driving = driving_options(args) if args.drive is not None else None
     # the files first, before the models load: a missing input or an output that would destroy one
-    for flag, value in (("--source", args.source), ("--audio", args.audio)):
-        if not Path(value).is_file():
+    inputs = {"--source": args.source, "--audio": args.audio, "--drive": args.drive}
+    for flag, value in inputs.items():
+        if value is not None and not Path(value).is_file():
             raise InputError(f"{flag} {value!r}: no such file")
-    out = check_output_path("--out", args.out, VIDEO_SUFFIXES, {"--source": args.source, "--audio": args.audio})
+    out = check_output_path("--out", args.out, VIDEO_SUFFIXES, inputs)
     models_dir = Path(args.models) if args.models else default_models_dir()
     bars = _StageBars(not args.quiet and not args.stream)
     try:
         models = DittoModels.load(models_dir, args.device, args.precision, download=not args.no_download,
                                   progress=not args.quiet, backend=args.renderer)
         with renamed(GENERATE_FLAGS):
-            if args.stream:
+            if args.drive is not None:
+                generate_driven(models, args.source, args.drive, out, args.audio, options, driving,
+                                length=args.drive_length, progress=bars)
+            elif args.stream:
                 stats = stream_to_file(models, args.source, args.audio, out, options)
             else:
                 generate(models, args.source, args.audio, out, options, progress=bars)
@@ -138,7 +163,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         "(the release's config, part of the default download).",
     )
     p.add_argument("--source", required=True, help="portrait image (jpg, png, ...) or a video of one face")
-    p.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate >= 8 kHz)")
+    p.add_argument("--audio", help="speech (wav, mp3, flac, m4a, ...; any rate >= 8 kHz); required unless --drive")
     p.add_argument("--out", required=True, help="output .mp4 (written only when complete)")
     p.add_argument("--models", help=f"models folder (official release layout or flat; default ${DEFAULT_MODELS_ENV} "
                    "or ~/.cache/ditto/ditto-talkinghead)")
@@ -175,6 +200,22 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
                    help="streaming generation (official online mode: overlap 70, 10 steps unless set): audio fed in "
                    "chunks, frames written as they come out, every other flag as without it; prints first-frame "
                    "latency and sustained fps")
+    g = p.add_argument_group("driving video", "motion from a video of a face (LivePortrait's motion space)")
+    g.add_argument("--drive", metavar="VIDEO", help="driving video (any frame rate): its head and face motion drive "
+                   "the source; with --audio, the parts of --drive-parts come from it and the lips from the speech; "
+                   "without, the video's own sound track is used (or none)")
+    g.add_argument("--drive-parts", help="what the driving video drives, comma-separated from head_pose, "
+                   "translation, eyes, brows, lips, expression (default head_pose,eyes with --audio, else "
+                   "head_pose,translation,expression)")
+    g.add_argument("--drive-mode", default="relative", choices=("relative", "absolute"),
+                   help="relative: the change since the video's first frame moves the source (keeps its proportions; "
+                   "default); absolute: the driving face's pose and expression replace the source's (not with --audio)")
+    g.add_argument("--drive-smoothing", type=int, default=1, help="moving average over this many video frames "
+                   "(1 = none)")
+    g.add_argument("--drive-length", default="hold", choices=("loop", "ping_pong", "hold"),
+                   help="with --audio, a video shorter than the speech: loop it, play it back and forth, or hold its "
+                   "last frame (a longer one is cut)")
+    g.add_argument("--drive-max-frames", type=int, default=-1, help="read at most this many video frames (-1 = all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_generate)
 

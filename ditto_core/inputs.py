@@ -43,6 +43,8 @@ __all__ = [
     "read_image",
     "read_source",
     "read_video",
+    "read_video_timed",
+    "has_audio_stream",
 ]
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif"}
@@ -377,18 +379,18 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 # Video.
 
 
-def _video_budget_error(p: Path, w: int, h: int, n: int, declared: bool) -> SourceReadError:
+def _video_budget_error(p: Path, w: int, h: int, n: int, declared: bool, what: str) -> SourceReadError:
     count = f"{n} frames" if declared else f"more than {n - 1} frames"
     return SourceReadError(
-        f"source video {p}: {count} of {w}x{h} would hold more than the limit of {MAX_VIDEO_PIXELS} decoded pixels "
+        f"{what} {p}: {count} of {w}x{h} would hold more than the limit of {MAX_VIDEO_PIXELS} decoded pixels "
         f"(MAX_VIDEO_PIXELS, about {MAX_VIDEO_PIXELS * 3 / 2**30:.3g} GiB of RGB); pass a shorter clip or set "
         f"max_frames (SourceOptions.max_frames in the library)"
     )
 
 
-def _frame_size_error(p: Path, w: int, h: int) -> SourceReadError:
+def _frame_size_error(p: Path, w: int, h: int, what: str) -> SourceReadError:
     return SourceReadError(
-        f"source video {p}: frames of {w}x{h} pixels ({w * h}) are more than the limit of {MAX_IMAGE_PIXELS} pixels "
+        f"{what} {p}: frames of {w}x{h} pixels ({w * h}) are more than the limit of {MAX_IMAGE_PIXELS} pixels "
         f"(MAX_IMAGE_PIXELS); pass a smaller video"
     )
 
@@ -400,45 +402,74 @@ def read_video(path: str | os.PathLike[str], max_frames: int = -1) -> np.ndarray
     :data:`MAX_VIDEO_PIXELS` when the stream declares its frame count, else as soon as the frames read would pass it.
     An alpha channel is dropped (frames are decoded as ``rgb24``).
     """
+    return _decode_video(Path(path), max_frames, "source video")[0]
+
+
+def read_video_timed(path: str | os.PathLike[str], max_frames: int = -1,
+                     what: str = "driving video") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_video` with each frame's presentation time: ``(frames (N, H, W, 3) uint8 RGB, times (N,)
+    float64 seconds from the first frame)``, so a variable frame rate keeps its timing. ``what`` names the file in
+    errors."""
+    return _decode_video(Path(path), max_frames, what)
+
+
+def has_audio_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether a media file has an audio stream (False for a file PyAV cannot open)."""
     import av
 
-    p = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError):
+        return False
+
+
+def _decode_video(p: Path, max_frames: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    import av
+
     if not p.is_file():
-        raise SourceReadError(f"source video {p}: no such file")
+        raise SourceReadError(f"{what} {p}: no such file")
     frames: list[np.ndarray] = []
+    times: list[float | None] = []
+    rate = 0.0
     try:
         with av.open(str(p)) as container:
             if not container.streams.video:
-                raise SourceReadError(f"source video {p}: the file has no video stream")
+                raise SourceReadError(f"{what} {p}: the file has no video stream")
             stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
             w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
             if w * h > MAX_IMAGE_PIXELS:
-                raise _frame_size_error(p, w, h)
+                raise _frame_size_error(p, w, h, what)
             declared = int(stream.frames or 0)
             if declared > 0 and w * h > 0:
                 n = min(declared, max_frames) if max_frames > 0 else declared
                 if n * w * h > MAX_VIDEO_PIXELS:
-                    raise _video_budget_error(p, w, h, n, declared=True)
+                    raise _video_budget_error(p, w, h, n, True, what)
             total = 0
             for frame in container.decode(stream):
                 fw, fh = int(frame.width), int(frame.height)
                 if fw * fh > MAX_IMAGE_PIXELS:
-                    raise _frame_size_error(p, fw, fh)
+                    raise _frame_size_error(p, fw, fh, what)
                 total += fw * fh
                 if total > MAX_VIDEO_PIXELS:
-                    raise _video_budget_error(p, fw, fh, len(frames) + 1, declared=False)
+                    raise _video_budget_error(p, fw, fh, len(frames) + 1, False, what)
                 frames.append(frame.to_ndarray(format="rgb24"))
+                times.append(None if frame.time is None else float(frame.time))
                 if 0 < max_frames <= len(frames):
                     break
     except SourceReadError:
         raise
     except Exception as e:  # PyAV raises several error classes for broken files
-        raise SourceReadError(f"source video {p}: cannot be decoded ({type(e).__name__}: {e})") from None
+        raise SourceReadError(f"{what} {p}: cannot be decoded ({type(e).__name__}: {e})") from None
     if not frames:
-        raise SourceReadError(f"source video {p}: no frames could be decoded")
+        raise SourceReadError(f"{what} {p}: no frames could be decoded")
     if len({f.shape for f in frames}) > 1:
-        raise SourceReadError(f"source video {p}: the frame size changes within the video (expected one size)")
-    return np.stack(frames)
+        raise SourceReadError(f"{what} {p}: the frame size changes within the video (expected one size)")
+    t = np.array([np.nan if v is None else v for v in times], dtype=np.float64)
+    if np.isnan(t).any() or (len(t) > 1 and not (np.diff(t) > 0).all()):  # no usable timestamps: the stream's rate
+        t = np.arange(len(frames), dtype=np.float64) / (rate if rate > 0 else 25.0)
+    return np.stack(frames), t - t[0]
 
 
 def read_source(path: str | os.PathLike[str], max_frames: int = -1) -> tuple[np.ndarray, bool]:

@@ -11,6 +11,11 @@ As the official ``AvatarRegistrar`` / ``Source2Info`` do it:
 
 No network of the method runs here: a tracked video costs crops only (:mod:`ditto_core.source` adds the motion, the
 appearance volumes and the eye features).
+
+A driving video (``hold_missing=True``) also runs the detector on every frame, only to know whether a face is there
+(the crops still follow the tracked landmarks, so a driving video and a video source give the same crops): a frame
+without a face repeats the last tracked frame (the first frames repeat the first face found) and is marked in
+:attr:`FaceTrack.found`; after a gap, tracking starts again from the face nearest to where it was lost.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from ._util import CancelFn, ProgressFn, check_cancel
 from .face import FaceModels
 from .face.crop import check_resize, crop_image
-from .face.detect import DEFAULT_MIN_FACE_SIZE, FaceOrder, select_face
+from .face.detect import DEFAULT_MIN_FACE_SIZE, FaceOrder, FaceTooSmallError, NoFaceError, select_face
 from .errors import InputError
 
 __all__ = ["FaceTrack", "crop_to_input256", "track_faces"]
@@ -42,6 +47,8 @@ class FaceTrack:
         lmk203: ``(N, 203, 2)`` landmarks in frame pixels.
         det_box: ``(5,)`` the first frame's detector box ``(x1, y1, x2, y2, score)``.
         is_image: one still image (True) or video frames (False).
+        found: ``(N,)`` bool, whether a face was found on each frame (all True unless tracked with
+            ``hold_missing``; frames without one repeat a tracked frame).
     """
 
     frames: np.ndarray
@@ -51,10 +58,16 @@ class FaceTrack:
     lmk203: np.ndarray
     det_box: np.ndarray
     is_image: bool
+    found: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
+
+    @property
+    def missing(self) -> int:
+        """Frames without a face (held)."""
+        return 0 if self.found is None else int((~self.found).sum())
 
 
 def crop_to_input256(crop_u8: np.ndarray) -> np.ndarray:
@@ -110,6 +123,7 @@ def track_faces(
     min_face_size: float = DEFAULT_MIN_FACE_SIZE,
     max_size: int = 1920,
     is_image: bool | None = None,
+    hold_missing: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> FaceTrack:
@@ -120,10 +134,11 @@ def track_faces(
     ``min_face_size`` (px): which face on frame 0 (see :func:`ditto_core.face.select_face`; the default is the official
     largest face). ``max_size``: the official loader's size rule (long side capped at 1920 px, odd sizes made even,
     :func:`check_resize`), applied to every frame. ``is_image``: default True for a single image or a single frame.
-    ``progress(done, total)`` after each frame; ``cancel()`` before each frame may raise.
+    ``hold_missing``: a driving video's rule (module doc): frames without a face are held instead of tracked
+    blindly. ``progress(done, total)`` after each frame; ``cancel()`` before each frame may raise.
 
     Raises :class:`ditto_core.face.NoFaceError` / :class:`ditto_core.face.FaceTooSmallError` when frame 0 has no usable
-    face.
+    face (with ``hold_missing``: when no frame has one).
     """
     raw, single = frames_array(frames_rgb_u8)
     n = raw.shape[0]
@@ -136,34 +151,59 @@ def track_faces(
     mask = _resize_mask(region_mask, orig_hw, new_hw) if region_mask is not None else None
 
     crops, m_c2o, lmk203s, inputs = [], [], [], []
+    found = np.ones(n, dtype=bool)
     det_box = np.zeros(5, dtype=np.float32)
     prev: np.ndarray | None = None
+    first_error: Exception | None = None
     for i in range(n):
         check_cancel(cancel)
         img = frames[i]
-        if prev is None:
+        if prev is None or hold_missing:
             boxes, _ = face_models.detector.detect_faces(img)
-            k = select_face(
-                boxes,
-                index=face_index,
-                order=face_order,
-                region_mask=mask,
-                min_size=min_face_size,
-                det_thresh=face_models.detector.config.det_thresh,
-            )
-            det_box = boxes[k]
-            track_pts = face_models.lmk106(img, det_box)
+            try:
+                k = select_face(boxes, index=face_index, order=face_order, region_mask=mask, min_size=min_face_size,
+                                det_thresh=face_models.detector.config.det_thresh)
+            except (NoFaceError, FaceTooSmallError) as e:
+                if not hold_missing:
+                    raise
+                first_error = first_error or e
+                found[i] = False
+                prev = None
+                if crops:  # hold the last tracked frame
+                    for lst in (crops, m_c2o, lmk203s, inputs):
+                        lst.append(lst[-1])
+                if progress is not None:
+                    progress(i + 1, n)
+                continue
+            if prev is None and lmk203s:  # a face again after a gap: the one nearest to where it was lost
+                last = lmk203s[-1].mean(0)
+                centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+                k = int(np.argmin(((centres - last) ** 2).sum(1)))
+        if prev is None:
+            if not det_box.any():
+                det_box = boxes[k]
+            track_pts = face_models.lmk106(img, boxes[k])
         else:
             track_pts = prev
         lmk203 = face_models.lmk203.track(img, track_pts).lmk203
         crop, m = crop_image(img, lmk203, dsize=512, scale=crop_scale, vx_ratio=0.0, vy_ratio=vy_ratio, rotate=rotate)
+        inp = crop_to_input256(crop)
+        if not crops and i > 0:  # hold_missing: the frames before the first face repeat it
+            crops += [crop] * i
+            m_c2o += [m] * i
+            lmk203s += [lmk203] * i
+            inputs += [inp] * i
         crops.append(crop)
         m_c2o.append(m)
         lmk203s.append(lmk203)
-        inputs.append(crop_to_input256(crop))
+        inputs.append(inp)
         prev = lmk203
         if progress is not None:
             progress(i + 1, n)
+    if not crops:
+        assert first_error is not None
+        why = str(first_error) if isinstance(first_error, FaceTooSmallError) else "the face detector found none"
+        raise type(first_error)(f"no usable face in any of the {n} frames ({why})")
     return FaceTrack(
         frames=frames,
         crops=np.stack(crops),
@@ -172,4 +212,5 @@ def track_faces(
         lmk203=np.stack(lmk203s),
         det_box=det_box,
         is_image=bool(single or n == 1) if is_image is None else bool(is_image),
+        found=found,
     )

@@ -217,3 +217,38 @@ def test_registration_errors_name_the_problem():
         register_source(image, fm, unused, unused, region_mask=np.ones((10, 10), np.uint8))
     with pytest.raises(ValueError, match="frames_rgb_u8"):
         register_source(image.astype(np.float32), fm, unused, unused)
+
+
+# --- driving video -------------------------------------------------------------------------------------------------
+
+
+def _driving_models(fm: FaceModels, mot: MotionExtractor):
+    """What :func:`extract_driving_motion` reads of the loaded models: the golden aux stand-ins and motion extractor,
+    the release's source defaults."""
+    from types import SimpleNamespace
+
+    from ditto_core.runtime import ReleaseDefaults
+
+    return SimpleNamespace(face=fm, motion_extractor=mot, device=torch.device("cpu"), precision="fp32",
+                           release=ReleaseDefaults())
+
+
+@pytest.mark.parametrize("smoothing, name", [(1, "xs"), (3, "xs_smo3"), (13, "xs_smo13")])
+def test_driving_motion_equals_the_video_registration_motion(smoothing, name):
+    """The golden video's frames as a driving video at 25 fps: the motion extractor on the same crops, so each motion
+    frame is the official source-registration motion of that frame (raw, or smoothed with the same window); the
+    detector's per-frame face check changes no crop; the reference is frame 0."""
+    from ditto_core.motion.vector import MOTION_KEYS, dict_to_motion
+    from ditto_core.runtime import DrivingOptions, extract_driving_motion
+
+    g = load_golden("source_register_video")
+    fm = _face_models()
+    _, mot = _networks(g.salt)
+    frames = g["frames_u8"].numpy()
+    motion = extract_driving_motion(_driving_models(fm, mot), frames, fps=25.0,
+                                    options=DrivingOptions(smoothing=smoothing))
+    ref = dict_to_motion({k: g[f"{name}_{k}"][:, 0].float() for k in MOTION_KEYS})
+    assert motion.num_frames == frames.shape[0] and motion.fps == 25.0
+    assert_close_rel(motion.motion, ref, TOL_NET, f"driving motion vs {name}")
+    assert motion.relative and torch.equal(motion.reference, motion.motion[0])
+    assert motion.parts == ("head_pose", "translation", "expression") and motion.meta["missing_faces"] == "0"

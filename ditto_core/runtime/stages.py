@@ -89,15 +89,18 @@ def track_motion(
     frames_rgb_u8: np.ndarray,
     options: SourceOptions | None = None,
     region_mask: np.ndarray | None = None,
+    hold_missing: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> tuple[FaceTrack, SourceMotion]:
     """Track one face through video frames (N, H, W, 3) uint8 RGB and extract its motion, without appearance volumes
-    or eye features (what a driving video needs): ``(FaceTrack, SourceMotion)``."""
+    or eye features (what a driving video needs): ``(FaceTrack, SourceMotion)``. ``hold_missing``: frames without a
+    face repeat the last tracked frame (:func:`~ditto_core.tracking.track_faces`)."""
     opts = _source_options(models, options)
     track = track_faces(
         _check_frames(frames_rgb_u8), models.face, opts.crop_scale, opts.vy_ratio, opts.face_index, opts.face_order,
-        region_mask, max_size=opts.max_size, progress=progress, cancel=cancel,
+        region_mask, max_size=opts.max_size, is_image=False, hold_missing=hold_missing, progress=progress,
+        cancel=cancel,
     )
     return track, source_motion(track, models.motion_extractor, models.device, models.precision, opts.smoothing)
 
