@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, face_image, write_wav
+from ditto_core.video import VideoWriter
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,8 @@ def test_readme_examples_run(synthetic_kit, tmp_path, monkeypatch):
     assert len(blocks) >= 3, "the README's library and streaming examples"
     cv2.imwrite(str(tmp_path / "portrait.jpg"), cv2.cvtColor(face_image(), cv2.COLOR_RGB2BGR))
     write_wav(tmp_path / "speech.wav", 0.04)  # 1 frame: each 512x512 frame takes seconds on a CPU
+    with VideoWriter(tmp_path / "performance.mp4", fps=30) as w:  # the driving video: 3 frames at 30 fps
+        w.write(np.stack([np.roll(face_image(), 3 * i, 1) for i in range(3)]))
     monkeypatch.chdir(tmp_path)
     shown: list[np.ndarray] = []
 
@@ -50,4 +53,6 @@ def test_readme_examples_run(synthetic_kit, tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the project's own documentation
     assert (tmp_path / "result.mp4").is_file()
     assert namespace["motion"].num_frames == 1
+    assert namespace["driving"].num_frames == 2 and namespace["mixed"].parts == ("official", "head_pose", "eyes")
+    assert namespace["previews"].shape == (1, 512, 512, 3) and (tmp_path / "mixed.mp4").is_file()
     assert len(shown) == 1 and all(f.shape == (512, 512, 3) for f in shown)
