@@ -57,14 +57,17 @@ class JobInputs:
 
 def load_source(
     models: DittoModels,
-    source: str | Path | np.ndarray,
+    source: str | Path | np.ndarray | Source,
     options: JobOptions,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> Source:
-    """Read the source (an image or video path, or RGB uint8 frames) and register it."""
+    """Read the source (an image or video path, or RGB uint8 frames) and register it; a registered :class:`Source`
+    is used as it is (a batch reuses one portrait's registration across jobs)."""
     from ..inputs import read_source
 
+    if isinstance(source, Source):
+        return source
     if isinstance(source, (str, Path)):
         n_max = options.source.max_frames if options.source.max_frames is not None else models.release.source.max_frames
         frames, is_image = read_source(source, n_max if n_max and n_max > 0 else -1)
@@ -76,7 +79,7 @@ def load_source(
 
 def prepare_job(
     models: DittoModels,
-    source: str | Path | np.ndarray,
+    source: str | Path | np.ndarray | Source,
     audio: Any,
     options: JobOptions,
     out_path: str | Path | None = None,
@@ -101,7 +104,7 @@ def prepare_job(
 
 def generate(
     models: DittoModels,
-    source: str | Path | np.ndarray,
+    source: str | Path | np.ndarray | Source,
     audio: Any,
     out_path: str | Path,
     options: JobOptions | None = None,
@@ -115,7 +118,8 @@ def generate(
     The sound track is the given audio at its own sample rate and channels (AAC; more than two channels downmixed to
     stereo, a rate AAC lacks resampled to 48 kHz), cut or padded with silence to the video's length.
 
-    ``source``: an image/video path or RGB uint8 frames; ``audio``: a path or a waveform (with ``sample_rate``).
+    ``source``: an image/video path, RGB uint8 frames or a registered :class:`Source`; ``audio``: a path or a
+    waveform (with ``sample_rate``).
     ``options``: the job (:class:`JobOptions`; unset values are the release's offline settings). Frames are encoded
     as they are rendered (memory does not grow with the clip); on any error or interrupt the partial file is removed
     and nothing is left under ``out_path``. ``progress(stage, done, total)`` per stage: "source", "audio", "motion",
@@ -153,7 +157,7 @@ def _job_renderer(models: DittoModels, opts: JobOptions, renderer: Renderer | No
 
 def generate_driven(
     models: DittoModels,
-    source: str | Path | np.ndarray,
+    source: str | Path | np.ndarray | Source,
     drive: str | Path,
     out_path: str | Path,
     audio: Any = None,
