@@ -184,7 +184,12 @@ def test_length_choices(length, n, b_rows):
     dims = torch.tensor(part_dims("lips"))
     expect = b.motion[b_rows] - b.motion[0] + a.motion[0]
     assert torch.allclose(out.motion[:, dims], expect[:, dims], atol=1e-6)
-    # the longer motion extended, its controls with it
+    # a is the timeline: a longer b is cut to a's length whatever the mode (trim: both to the shorter)
+    long_b = _motion(12, 5)
+    out = mix_motions(a, long_b, "lips", length=length)
+    assert out.num_frames == 8
+    assert torch.allclose(out.motion[:, dims], (long_b.motion[:8] - long_b.motion[0] + a.motion[0])[:, dims], atol=1e-6)
+    # the shorter motion extended, its controls with it
     ext = fit_length(_motion(3, 4, head_amplitude=torch.tensor([1.0, 2.0, 3.0])), 6, length if length != "trim" else "hold")
     assert ext.num_frames == 6 and ext.head_amplitude[:3].tolist() == [1.0, 2.0, 3.0]
 

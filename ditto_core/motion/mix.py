@@ -10,8 +10,9 @@ Relative motions are mixed as changes: ``b' = b - b.reference + a.reference``, s
 amount it moved in its own motion, and the result keeps ``a``'s reference frame. Absolute motions mix their values.
 Both motions must share the frame rate and the mode (relative or absolute).
 
-Lengths: ``length`` decides when the two differ (:data:`LENGTH_MODES`): ``"loop"``, ``"ping_pong"`` or ``"hold"``
-(the last frame) extend the shorter motion to the longer one's length; ``"trim"`` cuts both to the shorter one's.
+Lengths: motion ``a`` is the timeline. ``length`` decides what ``b`` does when the two differ (:data:`LENGTH_MODES`):
+``"loop"``, ``"ping_pong"`` or ``"hold"`` (its last frame) extend a shorter ``b`` to ``a``'s length (a longer ``b`` is
+cut), so speech motion as ``a`` keeps the speech's length; ``"trim"`` cuts both to the shorter one's.
 The result drives ``a``'s parts plus the chosen ones (:attr:`Motion.parts`), saves and loads like any motion.
 """
 
@@ -98,11 +99,12 @@ def mix_motions(
         raise OptionError("motion_b", f"a {mode[a.relative]} motion like motion_a", mode[b.relative],
                           f"motion_a is {mode[a.relative]} and motion_b {mode[b.relative]}: mix motions of one mode "
                           "(extract the driving video with mode 'relative' to mix it with speech motion)")
-    n = min(a.num_frames, b.num_frames) if length == "trim" else max(a.num_frames, b.num_frames)
+    n = min(a.num_frames, b.num_frames) if length == "trim" else a.num_frames
     if start >= n:
         raise OptionError("start", f"a frame before the mix's end (0..{n - 1})", start,
                           f"start frame {start} is past the {n} frames of the mix: nothing would be mixed")
-    a_fit, b_fit = fit_length(a, n, length), fit_length(b, n, length)
+    a_fit = fit_length(a, n, "trim")
+    b_fit = fit_length(b, n, "trim" if b.num_frames >= n else length)
     rows_b = b_fit.motion
     if a.relative:
         rows_b = rows_b - b.reference_frame + a.reference_frame

@@ -75,6 +75,8 @@ class DrivingOptions:
         object.__setattr__(self, "face_index", check_int(o + "face_index", self.face_index, 0, 1023))
         check_choice(o + "face_order", self.face_order, FACE_ORDERS)
         object.__setattr__(self, "max_frames", check_int(o + "max_frames", self.max_frames, -1))
+        if self.max_frames == 0:
+            raise OptionError(o + "max_frames", "-1 (all frames) or a number of frames >= 1", 0)
 
 
 def extract_driving_motion(

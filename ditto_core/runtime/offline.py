@@ -181,7 +181,7 @@ def generate_driven(
     error or interrupt nothing is left under ``out_path``.
     """
     from ..inputs import has_audio_stream, read_video_timed
-    from ..motion.mix import LENGTH_MODES, fit_length, mix_motions
+    from ..motion.mix import LENGTH_MODES, mix_motions
 
     opts = options or JobOptions()
     drv = driving or DrivingOptions()
@@ -210,8 +210,7 @@ def generate_driven(
         job = prepare_job(models, source, audio, opts, out, sample_rate, stage("source"), cancel, {"drive": drive})
         src = job.source
         speech = _speech_motion(models, job, opts, stage, cancel)
-        fitted = fit_length(driven, speech.num_frames, "trim" if driven.num_frames > speech.num_frames else length)
-        motion = mix_motions(speech, fitted, drv.parts)
+        motion = mix_motions(speech, driven, drv.parts, length=length)  # the speech's length
         track, rate = job.sound_track()
     return render_video(models, src, motion, out, track, rate, opts.render.output,
                         renderer=_job_renderer(models, opts, renderer), clip=opts.clip, progress=stage("render"),

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from .._util import CancelFn, check_cancel, mirror_index
+from .._util import CancelFn, ProgressFn, check_cancel, mirror_index
 from ..motion.controls import ClipControls
 from ..motion.parts import BROW_KPS
 from ..motion.track import Motion
@@ -80,10 +80,12 @@ def preview_motion(
     frame_indices: Sequence[int] | None = None,
     every: int = 1,
     clip: ClipControls | None = None,
+    progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> np.ndarray:
     """``(K, 512, 512, 3)`` uint8 RGB previews of ``motion`` on ``source`` (module doc): the frames
-    ``frame_indices`` (default every ``every``-th frame from 0), with the job's whole-clip controls ``clip``."""
+    ``frame_indices`` (default every ``every``-th frame from 0), with the job's whole-clip controls ``clip``.
+    ``progress(done, total)`` after each drawn frame; ``cancel()`` before each may raise."""
     if not isinstance(motion, Motion):
         raise OptionError("motion", "a Ditto motion (DITTO_MOTION)", type(motion).__name__)
     n = motion.num_frames
@@ -105,4 +107,6 @@ def preview_motion(
         label = (f"{i}  pitch {float(deg['pitch'][j]):+.1f}  yaw {float(deg['yaw'][j]):+.1f}  "
                  f"roll {float(deg['roll'][j]):+.1f}")
         out[j] = draw_keypoints(crop, x_s[0 if x_s.shape[0] == 1 else j], x_d[j], label)
+        if progress is not None:
+            progress(j + 1, len(sel))
     return out
