@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import audio, edit, live, loaders, motion_io, render, sampler, source
+from . import audio, driving, edit, live, loaders, motion_io, render, sampler, source
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-for _m in (loaders, source, audio, sampler, edit, motion_io, render, live):
+for _m in (loaders, source, audio, sampler, driving, edit, motion_io, render, live):
     NODE_CLASS_MAPPINGS.update(_m.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_m.NODE_DISPLAY_NAME_MAPPINGS)
 

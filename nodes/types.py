@@ -10,9 +10,9 @@ Types (the frontend only connects matching names; none reuses a core type name):
   frames): 512 crops ``.crops (N, 512, 512, 3)``, source motion ``.x_s_info``, eye features, the frames.
 * ``DITTO_AUDIO_FEATURES`` -> :class:`ditto_core.runtime.AudioFeatures`: HuBERT features ``(N, 1024)`` at 25 fps
   plus the voice activity ``vad (N,)`` (RMS of each 40 ms), which the sampler passes on in the motion.
-* ``DITTO_MOTION`` -> :class:`ditto_core.motion.Motion`: a performance, the DiT motion ``(N, 265)`` plus per-frame
-  edit controls (immutable: edits return new ones); saved and loaded as ``.safetensors`` (see
-  :func:`ditto_core.motion.save_motion`).
+* ``DITTO_MOTION`` -> :class:`ditto_core.motion.Motion`: a performance, the motion ``(N, 265)`` at 25 fps (from the
+  DiT, a driving video or a mix of both; ``.parts`` says what it drives) plus per-frame edit controls (immutable:
+  edits return new ones); saved and loaded as ``.safetensors`` (see :func:`ditto_core.motion.save_motion`).
 
 Core types used as they are: ``IMAGE`` (float32 ``[B, H, W, 3]`` in 0..1), ``MASK`` (float32 ``[B, H, W]``),
 ``AUDIO`` (``{"waveform": [B, C, T], "sample_rate": int}``), ``INT``, ``FLOAT``.
@@ -91,4 +91,32 @@ FROZEN_WIDGETS: dict[str, tuple[str, ...]] = {
     "DittoRenderFrames": ("output", "batch_size", "start_frame", "frame_count"),
     "DittoRenderVideo": ("output", "batch_size", "quality"),
     "DittoGoLive": ("name", "emotion", "mouth", "head", "pitch", "yaw", "roll", "output"),
+    "DittoExtractDrivingMotion": (
+        "head_pose",
+        "translation",
+        "eyes",
+        "brows",
+        "lips",
+        "expression",
+        "mode",
+        "smoothing",
+        "face_index",
+        "face_order",
+        "max_frames",
+        "fps",
+    ),
+    "DittoMixMotion": (
+        "head_pose",
+        "translation",
+        "eyes",
+        "brows",
+        "lips",
+        "expression",
+        "start",
+        "end",
+        "ease_in",
+        "ease_out",
+        "length",
+    ),
+    "DittoPreviewMotion": ("every", "max_frames"),
 }

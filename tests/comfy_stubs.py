@@ -7,7 +7,8 @@
   hook, runs the interrupt check; ``recorder.interrupt_after = k`` raises ``InterruptProcessingException`` on the
   (k+1)-th update.
 * ``comfy_api.input_impl``: ``VideoFromFile(path)`` (the core VIDEO of a file: ``get_stream_source``,
-  ``get_dimensions``, ``get_duration``, ``save_to`` copying the file, as ComfyUI's stream copy with auto format/codec).
+  ``get_components``, ``get_dimensions``, ``get_duration``, ``save_to`` copying the file, as ComfyUI's stream copy
+  with auto format/codec).
 * ``server``: ``PromptServer.instance.routes``, an aiohttp ``RouteTableDef`` as ComfyUI's (custom nodes add routes to
   it at import; the server adds them to its application when it starts); absent when aiohttp is not installed.
 * ``comfy.model_management``: cpu ``get_torch_device``, ``soft_empty_cache``, ``InterruptProcessingException``,
@@ -121,6 +122,20 @@ class VideoFromFile:
 
     def get_stream_source(self) -> str:
         return self._file
+
+    def get_components(self) -> Any:
+        """``VideoComponents``-like: ``images`` float32 ``[N, H, W, 3]`` in 0..1, ``audio`` (None: the stub decodes
+        no sound), ``frame_rate`` (a Fraction: the stream's average rate), as ComfyUI decodes a file."""
+        from fractions import Fraction
+
+        import torch
+
+        from ditto_core.inputs import read_video
+        from ditto_core.video import probe_video
+
+        images = torch.from_numpy(read_video(self._file)).to(torch.float32) / 255.0
+        rate = Fraction(probe_video(self._file)["fps"]).limit_denominator(1001)
+        return types.SimpleNamespace(images=images, audio=None, frame_rate=rate, metadata={})
 
     def get_dimensions(self) -> tuple[int, int]:
         from ditto_core.video import probe_video

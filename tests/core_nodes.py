@@ -1,5 +1,5 @@
 """The ComfyUI core nodes the example workflows use, as ComfyUI v0.3.64 declares them (comfy_extras/nodes_video.py,
-nodes.py LoadImage, comfy_extras/nodes_audio.py LoadAudio).
+nodes.py LoadImage and PreviewImage, comfy_extras/nodes_audio.py LoadAudio).
 
 Each spec gives the inputs in declaration order (name, type, options; a list type is a combo), the outputs
 (name, type) and, for the UI format, the extra values upload widgets append to ``widgets_values``
@@ -66,6 +66,11 @@ CORE_NODES: dict[str, CoreNode] = {
             CoreInput("audio", "AUDIO", optional=True),
         ),
         outputs=(("VIDEO", "VIDEO"),),
+    ),
+    "PreviewImage": CoreNode(
+        inputs=(CoreInput("images", "IMAGE"),),
+        outputs=(),
+        output_node=True,
     ),
     "SaveVideo": CoreNode(
         inputs=(

@@ -76,6 +76,8 @@ KEYFRAMES = "Emotion and head-pose keyframes"
 VIDEO = "Talking head from a video"
 LONG = "Long clip straight to a video file"
 LIVE = "Live avatar from a portrait"
+DRIVING = "Video driving"
+MIXED = "Head from video, lips from speech"
 
 #: Go Live's avatar name in the live workflow, and where the live page is on ComfyUI's server (nodes/live.py)
 LIVE_AVATAR = "comfyui"
@@ -90,13 +92,45 @@ SAMPLES_NOTE = ("The inputs are the pack's sample files (ditto_*), which the pac
                 "pick your own in the load nodes.")
 
 #: node types that draw the motion curves below their widgets once they ran (web/ditto_motion.js)
-CURVE_NODES = {"DittoMotionSampler", "DittoEditMotion", "DittoSaveMotion", "DittoLoadMotion"}
+CURVE_NODES = {"DittoMotionSampler", "DittoEditMotion", "DittoSaveMotion", "DittoLoadMotion", "DittoExtractDrivingMotion",
+               "DittoMixMotion"}
 #: height the curves add to a node (the chart and its margins), kept free in the layout
 CURVE_H = 200
 #: heights of the nodes that show a preview (image, audio player, video) below their widgets
-PREVIEW_H = {"LoadImage": 380, "LoadVideo": 380, "LoadAudio": 150, "SaveVideo": 400, "DittoRenderVideo": 520}
+PREVIEW_H = {"LoadImage": 380, "LoadVideo": 380, "LoadAudio": 150, "SaveVideo": 400, "DittoRenderVideo": 520,
+             "PreviewImage": 420}
 TITLE_H = 30  # LiteGraph draws the title bar above a node's pos
 GAP = 40
+
+#: Extract Driving Motion's widgets: the library's driving parts (head pose, translation, whole expression), relative
+DRIVING_WIDGETS = {
+    "head_pose": True,
+    "translation": True,
+    "eyes": False,
+    "brows": False,
+    "lips": False,
+    "expression": True,
+    "mode": "relative",
+    "smoothing": 1,
+    "face_index": 0,
+    "face_order": "size",
+    "max_frames": -1,
+    "fps": 25.0,
+}
+#: Mix Motion's widgets: head pose and eyes from motion_b over the whole clip
+MIX = {
+    "head_pose": True,
+    "translation": False,
+    "eyes": True,
+    "brows": False,
+    "lips": False,
+    "expression": False,
+    "start": 0,
+    "end": -1,
+    "ease_in": 0,
+    "ease_out": 0,
+    "length": "hold",
+}
 
 GRAPHS: dict[str, list[N]] = {
     BASIC: [
@@ -213,6 +247,57 @@ GRAPHS: dict[str, list[N]] = {
              "published until ComfyUI restarts or another Go Live uses the same name. Real time needs a GPU; on a CPU "
              "each frame takes seconds (tens of seconds on a small CPU).\n\n" + SAMPLES_NOTE,
              (360, 400)),
+    ],
+    DRIVING: [
+        N(1, "DittoLoadModels", (40, 60), MODELS),
+        N(2, "LoadImage", (40, 60), {"image": PORTRAIT}, title="Portrait"),
+        N(3, "LoadVideo", (40, 60), {"file": SOURCE_VIDEO}, title="Driving video"),
+        N(4, "DittoExtractSource", (420, 60), {"crop_scale": 2.3, "face_index": 0, "face_order": "size"},
+          {"models": (1, 0), "images": (2, 0)}),
+        N(5, "DittoExtractDrivingMotion", (420, 60), DRIVING_WIDGETS, {"models": (1, 0), "video": (3, 0)}),
+        N(6, "DittoPreviewMotion", (800, 60), {"every": 1, "max_frames": 250},
+          {"models": (1, 0), "source": (4, 0), "motion": (5, 0)}),
+        N(7, "PreviewImage", (800, 60), {}, {"images": (6, 0)}, title="Keypoint preview"),
+        N(8, "DittoRenderVideo", (1200, 60), {"output": "full", "batch_size": 4, "quality": 18},
+          {"models": (1, 0), "source": (4, 0), "motion": (5, 0)}),
+        N(9, "SaveVideo", (1580, 60), {"filename_prefix": "ditto/video_driving", "format": "auto", "codec": "auto"},
+          {"video": (8, 0)}),
+        note(10, (1580, 60),
+             "Video driving: the portrait copies the head motion and expression of the face in a video (no speech "
+             "model). Extract Driving Motion tracks the face through every video frame and turns it into a 25 fps "
+             "motion; its toggles choose what the portrait takes (here head pose, position and the whole "
+             "expression), relative to the video's first frame. Preview Motion draws the motion as keypoints on the "
+             "portrait in milliseconds per frame, to check it before the slow render.\n\nThe video is silent; to "
+             "give it a sound track (e.g. the driving video's own, from Get Video Components), connect an AUDIO to "
+             "Render Video's audio.\n\n" + SAMPLES_NOTE,
+             (360, 360)),
+    ],
+    MIXED: [
+        N(1, "DittoLoadModels", (40, 60), MODELS),
+        N(2, "LoadImage", (40, 60), {"image": PORTRAIT}, title="Portrait"),
+        N(3, "LoadAudio", (40, 60), {"audio": SPEECH}, title="Speech"),
+        N(4, "LoadVideo", (40, 60), {"file": SOURCE_VIDEO}, title="Driving video"),
+        N(5, "DittoExtractSource", (420, 60), {"crop_scale": 2.3, "face_index": 0, "face_order": "size"},
+          {"models": (1, 0), "images": (2, 0)}),
+        N(6, "DittoAudioToHuBERT", (420, 60), {}, {"models": (1, 0), "audio": (3, 0)}),
+        N(7, "DittoExtractDrivingMotion", (420, 60),
+          {**DRIVING_WIDGETS, "translation": False, "eyes": True, "expression": False},
+          {"models": (1, 0), "video": (4, 0)}, title="Extract Driving Motion (motion B: head, eyes)"),
+        N(8, "DittoMotionSampler", (800, 60), SAMPLER, {"models": (1, 0), "source": (5, 0), "audio_features": (6, 0)},
+          title="DiT Motion Sampler (motion A: lips)"),
+        N(9, "DittoMixMotion", (1200, 60), MIX, {"motion_a": (8, 0), "motion_b": (7, 0)}),
+        N(10, "DittoRenderVideo", (1580, 60), {"output": "full", "batch_size": 4, "quality": 18},
+          {"models": (1, 0), "source": (5, 0), "motion": (9, 0), "audio": (3, 0)}),
+        N(11, "SaveVideo", (1960, 60), {"filename_prefix": "ditto/head_from_video", "format": "auto", "codec": "auto"},
+          {"video": (10, 0)}),
+        note(12, (800, 60),
+             "Head from a video, lips from speech: the DiT Motion Sampler lip-syncs the portrait to the speech "
+             "(motion A); Extract Driving Motion takes the head motion and blinks of the face in a video (motion B, "
+             "relative, as the sampler's); Mix Motion keeps A and takes the parts switched on (head pose and eyes) "
+             "from B. Its start, end and ease widgets limit B to a frame range; length decides what happens when "
+             "the speech and the video differ in length (hold: the shorter one holds its last frame).\n\n"
+             + SAMPLES_NOTE,
+             (360, 340)),
     ],
 }
 

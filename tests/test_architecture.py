@@ -164,4 +164,4 @@ def test_importing_the_node_pack_imports_no_pipeline():
             "print(len(nodes.NODE_CLASS_MAPPINGS), heavy)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split(maxsplit=1) == ["10", "[]\n"]
+    assert out.stdout.split(maxsplit=1) == ["13", "[]\n"]

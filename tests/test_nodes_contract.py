@@ -20,6 +20,7 @@ CORE_TYPES = {
 EXPECTED_NODES = {
     "DittoLoadModels", "DittoExtractSource", "DittoAudioToHuBERT", "DittoMotionSampler", "DittoEditMotion",
     "DittoSaveMotion", "DittoLoadMotion", "DittoRenderFrames", "DittoRenderVideo", "DittoGoLive",
+    "DittoExtractDrivingMotion", "DittoMixMotion", "DittoPreviewMotion",
 }
 
 

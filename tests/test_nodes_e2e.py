@@ -23,6 +23,7 @@ import torch
 
 from comfy_stubs import InterruptProcessingException, stubbed_pack
 from conftest import standin_renderer
+from make_workflows import DRIVING, MIXED
 from workflow_tools import API_DIR
 
 FPS = 25
@@ -30,6 +31,7 @@ AUDIO_SECONDS = 0.08  # 2 frames
 N_FRAMES = 2
 IMAGE_SIZE = 192
 TEST_STEPS = 2
+DRIVING_FRAMES = 3  # the stand-in driving video (ditto_source_video.mp4 in _write_inputs: 3 frames at 25 fps)
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -116,8 +118,12 @@ def _write_inputs(folder: Path) -> None:
             w.setframerate(24000)
             w.writeframes(pcm.tobytes())
     with VideoWriter(folder / "ditto_source_video.mp4", fps=FPS, preset="ultrafast") as v:
-        for k in range(3):
-            v.write(np.roll(_image(1), 2 * k, axis=1))
+        v.write(_frames(DRIVING_FRAMES))
+
+
+def _frames(n: int, seed: int = 1) -> np.ndarray:
+    """``n`` frames of a noise picture moving right by 2 pixels a frame."""
+    return np.stack([np.roll(_image(seed), 2 * k, axis=1) for k in range(n)])
 
 
 def image_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -131,8 +137,11 @@ def audio_dict() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ core fakes
 class FakeVideo:
+    """A core VIDEO made from tensors (Create Video's ``VideoFromComponents``): no file behind it."""
+
     def __init__(self, images: torch.Tensor, fps: float, audio: Any = None) -> None:
         self.images, self.fps, self.audio = images, fps, audio
+        self.frame_rate = fps  # VideoComponents' name
 
     def get_components(self):
         return self
@@ -141,8 +150,8 @@ class FakeVideo:
 def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
     """Minimal stand-ins of the core nodes: same input names, same outputs."""
     import cv2
+    from comfy_api.input_impl import VideoFromFile
 
-    from ditto_core.inputs import read_video
     from ditto_core.video import VideoWriter
 
     inp = stubs.input_dir
@@ -157,12 +166,12 @@ def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
         pcm, sr = load_audio_native(str(inp / audio))
         return ({"waveform": torch.from_numpy(pcm)[None], "sample_rate": sr},)
 
-    def load_video(file):
-        return (FakeVideo(image_tensor(read_video(inp / file)), float(FPS)),)
+    def load_video(file):  # as ComfyUI: the file as a VideoFromFile
+        return (VideoFromFile(str(inp / file)),)
 
     def get_video_components(video):
         c = video.get_components()
-        return c.images, c.audio, float(c.fps)
+        return c.images, c.audio, float(c.frame_rate)
 
     def create_video(images, fps, audio=None):
         return (FakeVideo(images, fps, audio),)
@@ -197,6 +206,7 @@ def make_fakes(stubs, saved: list[dict[str, Any]]) -> dict[str, Any]:
         "GetVideoComponents": get_video_components,
         "CreateVideo": create_video,
         "SaveVideo": save_video,
+        "PreviewImage": lambda images: (),
     }
 
 
@@ -468,10 +478,213 @@ def test_interrupt_before_rendering_renders_nothing(comfy, models, source, motio
     assert recorder.updates == []
 
 
+# ------------------------------------------------------------------------------------------------ driving video, mix, preview
+#: Extract Driving Motion's widgets at their defaults
+DRIVE = {"head_pose": True, "translation": True, "eyes": False, "brows": False, "lips": False, "expression": True,
+         "mode": "relative", "smoothing": 1, "face_index": 0, "face_order": "size", "max_frames": -1}
+#: Mix Motion's widgets at their defaults
+MIX = {"head_pose": True, "translation": False, "eyes": True, "brows": False, "lips": False, "expression": False,
+       "start": 0, "end": -1, "ease_in": 0, "ease_out": 0, "length": "hold"}
+
+
+def _write_video(path: Path, frames: np.ndarray, pts_ms: list[int] | None = None, fps: float = 25.0) -> Path:
+    """An mp4 of ``frames``: at a constant ``fps``, or stamped at ``pts_ms`` milliseconds (a variable frame rate)."""
+    if pts_ms is None:
+        from ditto_core.video import VideoWriter
+
+        with VideoWriter(path, fps=fps, preset="ultrafast") as v:
+            v.write(frames)
+        return path
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("mpeg4", rate=25)
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        st.codec_context.time_base = Fraction(1, 1000)
+        for img, t in zip(frames, pts_ms):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for pkt in st.encode(f):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def driving(comfy, models):
+    """Extract Driving Motion on a 12-frame IMAGE batch at 30 fps (0.4 s): (motion, ui, progress updates)."""
+    pack, stubs = comfy
+    stubs.recorder.reset()
+    (m,), ui = call(node(pack, "DittoExtractDrivingMotion"), models=models, images=image_tensor(_frames(12)),
+                    fps=30.0, **{**DRIVE, "eyes": True, "expression": False, "smoothing": 3})
+    updates = list(stubs.recorder.updates)
+    stubs.recorder.reset()
+    return m, ui, updates
+
+
+def test_extract_driving_motion_from_images_resamples_to_25_fps(driving, comfy, models):
+    m, ui, updates = driving
+    assert m.num_frames == 10 and m.fps == 25.0 and tuple(m.motion.shape) == (10, 265)  # 0.4 s at 25 fps
+    assert m.parts == ("head_pose", "translation", "eyes") and m.relative and m.smoothing == 3
+    assert torch.equal(m.reference_frame, m.motion[0])
+    assert updates and updates[-1] == (12, 12) and all(t == 12 for _, t in updates)  # one step per tracked frame
+    curves = ui["ditto_motion"][0]
+    assert curves["frames"] == 10 and curves["warnings"] == [] and len(curves["yaw"]) == 10
+    json.dumps(ui)
+    pack, _ = comfy
+    (absolute,), _ = call(node(pack, "DittoExtractDrivingMotion"), models=models, images=image_tensor(_frames(12)),
+                          fps=30.0, **{**DRIVE, "mode": "absolute", "max_frames": 6})
+    assert absolute.num_frames == 5 and not absolute.relative and absolute.reference is None  # 6 frames: 0.2 s
+    assert absolute.parts == ("head_pose", "translation", "expression")
+
+
+def test_extract_driving_motion_from_a_video(comfy, models, tmp_path, monkeypatch):
+    """A core VIDEO of a file is read from the file with its frames' own times (a variable frame rate keeps its
+    timing); one without a file (Create Video's) through get_components and its frame rate."""
+    from comfy_api.input_impl import VideoFromFile
+
+    pack, _ = comfy
+    extract = node(pack, "DittoExtractDrivingMotion")
+    constant = VideoFromFile(str(_write_video(tmp_path / "c.mp4", _frames(3), fps=15.0)))
+    (m,), _ = call(extract, models=models, video=constant, **DRIVE)
+    assert m.num_frames == 5 and m.parts == ("head_pose", "translation", "expression")  # 3 frames at 15 fps: 0.2 s
+    # 4 frames stamped 0, 40, 80 and 400 ms: 0.44 s of motion (their average rate would make it 0.16 s)
+    vfr = VideoFromFile(str(_write_video(tmp_path / "v.mp4", _frames(4), pts_ms=[0, 40, 80, 400])))
+    monkeypatch.setattr(VideoFromFile, "get_components", lambda self: pytest.fail("decoded through get_components"))
+    (m,), _ = call(extract, models=models, video=vfr, **DRIVE)
+    assert m.num_frames == 11
+    (m,), _ = call(extract, models=models, video=vfr, **{**DRIVE, "max_frames": 2})
+    assert m.num_frames == 2  # the first two frames: 0.08 s
+    monkeypatch.undo()
+    (m,), _ = call(extract, models=models, video=FakeVideo(image_tensor(_frames(2)), 12.5), **DRIVE)
+    assert m.num_frames == 4  # 2 frames at 12.5 fps: 0.16 s
+
+
+def test_extract_driving_motion_errors_name_the_inputs(comfy, models):
+    pack, _ = comfy
+    extract = node(pack, "DittoExtractDrivingMotion")
+    images = image_tensor(_frames(2))
+    with pytest.raises(ValueError, match=r"images / video: connect exactly one .* both are connected"):
+        call(extract, models=models, images=images, video=FakeVideo(images, 25.0), **DRIVE)
+    with pytest.raises(ValueError, match=r"images / video: connect exactly one .* neither is connected"):
+        call(extract, models=models, **DRIVE)
+    off = {p: False for p in ("head_pose", "translation", "eyes", "brows", "lips", "expression")}
+    toggles = "head_pose/translation/eyes/brows/lips/expression: turn on at least one part"
+    with pytest.raises(ValueError, match=toggles):
+        call(extract, models=models, images=images, **{**DRIVE, **off})
+    cls = type(extract)
+    assert toggles in cls.VALIDATE_INPUTS(**off)
+    assert cls.VALIDATE_INPUTS(**{**off, "lips": True}) is True
+    assert cls.VALIDATE_INPUTS(**{**off, "lips": None}) is True  # a toggle fed by a link: known only when it runs
+    with pytest.raises(ValueError, match=r"^fps must be a finite number in 0.1..1000, got 0.0"):
+        call(extract, models=models, images=images, fps=0.0, **DRIVE)
+    with pytest.raises(ValueError, match=r"^mode must be one of"):
+        call(extract, models=models, images=images, **{**DRIVE, "mode": "sideways"})
+    with pytest.raises(ValueError, match=r"^smoothing must be an integer in 1..1001"):
+        call(extract, models=models, images=images, **{**DRIVE, "smoothing": 0})
+    from ditto_core.runtime import DRIVING_MODES
+
+    assert tuple(cls.INPUT_TYPES()["required"]["mode"][0]) == DRIVING_MODES
+
+
+def test_interrupt_stops_driving_motion_extraction(comfy, models, recorder):
+    pack, stubs = comfy
+    recorder.interrupt_after = 0  # Cancel pressed: the first progress update (the first tracked frame) raises
+    with pytest.raises(InterruptProcessingException):
+        call(node(pack, "DittoExtractDrivingMotion"), models=models, images=image_tensor(_frames(6)), **DRIVE)
+    assert recorder.updates == [(1, 6)]  # frames 2..6 were never tracked
+    recorder.reset()
+    stubs.model_management.interrupt_current_processing(True)  # pressed before the node started: nothing is read
+    with pytest.raises(InterruptProcessingException):
+        call(node(pack, "DittoExtractDrivingMotion"), models=models, images=image_tensor(_frames(6)), **DRIVE)
+    assert recorder.updates == []
+
+
+@pytest.mark.parametrize("length, frames", [("hold", 2), ("loop", 2), ("ping_pong", 2), ("trim", 2)])
+def test_mix_motion_takes_the_parts_from_b(comfy, motion, driving, length, frames):
+    """Speech motion (2 frames) + driving motion (10 frames): head pose and eyes from the video, rebased on the
+    speech motion's reference; the rest, and the motion's settings, stay the speech motion's; the speech motion
+    is the timeline (the longer driving motion is cut to it)."""
+    from ditto_core.motion.parts import part_dims
+
+    pack, _ = comfy
+    a, b = motion[0], driving[0]
+    (m,), ui = call(node(pack, "DittoMixMotion"), motion_a=a, motion_b=b, **{**MIX, "length": length})
+    assert m.num_frames == frames and m.parts == ("official", "head_pose", "eyes") and m.relative
+    head, lips = part_dims("head_pose"), part_dims("lips")
+    rebased = b.motion[:2] - b.reference_frame + a.reference_frame
+    assert torch.allclose(m.motion[:2, head], rebased[:, head], atol=1e-5)
+    assert torch.equal(m.motion[:2, lips], a.motion[:, lips])
+    curves = ui["ditto_motion"][0]
+    assert curves["frames"] == frames and curves["edits"][-1]["label"] == "mix: head_pose, eyes from B"
+    how = "both cut to 2" if length == "trim" else "motion_b is cut to motion_a's 2"
+    assert curves["warnings"] == [f"motion_a has 2 frames, motion_b 10: {how}"]
+    # a shorter motion_b is extended by the mode
+    (m2,), ui2 = call(node(pack, "DittoMixMotion"), motion_a=b, motion_b=a, **{**MIX, "length": length})
+    assert m2.num_frames == (2 if length == "trim" else 10)
+    if length != "trim":
+        how = {"loop": "loops", "ping_pong": "plays back and forth", "hold": "holds its last frame"}[length]
+        assert ui2["ditto_motion"][0]["warnings"] == [f"motion_a has 10 frames, motion_b 2: motion_b {how} to 10"]
+    assert a.num_frames == 2 and b.num_frames == 10  # the inputs are untouched
+
+
+def test_mix_motion_errors_name_the_widgets(comfy, models, motion, driving):
+    pack, _ = comfy
+    mix = node(pack, "DittoMixMotion")
+    off = {p: False for p in ("head_pose", "translation", "eyes", "brows", "lips", "expression")}
+    with pytest.raises(ValueError, match="head_pose/translation/eyes/brows/lips/expression: turn on at least one"):
+        call(mix, motion_a=motion[0], motion_b=driving[0], **{**MIX, **off})
+    cls = type(mix)
+    assert "turn on at least one part" in cls.VALIDATE_INPUTS(**off, start=0, end=-1)
+    assert cls.VALIDATE_INPUTS(**{**off, "lips": True}, start=3, end=-1) is True
+    assert cls.VALIDATE_INPUTS(**{**off, "lips": True}, start=3, end=3).startswith("end must be -1")
+    with pytest.raises(ValueError, match=r"^end must be"):
+        call(mix, motion_a=motion[0], motion_b=driving[0], **{**MIX, "start": 4, "end": 2})
+    with pytest.raises(ValueError, match=r"^start: start frame 50 is past"):
+        call(mix, motion_a=motion[0], motion_b=driving[0], **{**MIX, "start": 50})
+    (absolute,), _ = call(node(pack, "DittoExtractDrivingMotion"), models=models, images=image_tensor(_frames(2)),
+                          **{**DRIVE, "mode": "absolute"})
+    with pytest.raises(ValueError, match=r"^motion_b: motion_a is relative and motion_b absolute"):
+        call(mix, motion_a=motion[0], motion_b=absolute, **MIX)
+
+
+@pytest.mark.parametrize("every, max_frames, k", [(1, 250, 10), (3, 250, 4), (1, 3, 3), (4, 2, 2)])
+def test_preview_motion(comfy, models, source, driving, every, max_frames, k, recorder):
+    """K = ceil(N / every) 512x512 pictures, capped at max_frames, as an IMAGE in 0..1, one progress step each; no
+    renderer runs."""
+    pack, _ = comfy
+    m = driving[0]
+    assert k == min(-(-m.num_frames // every), max_frames)
+    (images,), ui = call(node(pack, "DittoPreviewMotion"), models=models, source=source, motion=m, every=every,
+                         max_frames=max_frames)
+    assert ui == {}
+    assert images.shape == (k, 512, 512, 3) and images.dtype == torch.float32
+    assert 0 <= float(images.min()) and float(images.max()) <= 1 and float(images.std()) > 0.01
+    assert recorder.updates[-1] == (k, k)
+
+
+def test_preview_motion_cancel_and_errors(comfy, models, source, driving, recorder):
+    pack, stubs = comfy
+    preview = node(pack, "DittoPreviewMotion")
+    stubs.model_management.interrupt_current_processing(True)
+    with pytest.raises(InterruptProcessingException):
+        call(preview, models=models, source=source, motion=driving[0], every=1, max_frames=250)
+    with pytest.raises(ValueError, match=r"^every must be an integer in 1\.\."):
+        call(preview, models=models, source=source, motion=driving[0], every=0, max_frames=250)
+    with pytest.raises(ValueError, match=r"^motion: expected a Ditto motion"):
+        call(preview, models=models, source=source, motion="motion.safetensors", every=1, max_frames=250)
+
+
 # ------------------------------------------------------------------------------------------------ API workflows
 #: the workflows that make a video (the live one publishes an avatar instead: test_live_api_workflow_publishes_the_avatar)
 LIVE_API_FILE = API_DIR / "Live avatar from a portrait.json"
 API_FILES = sorted(p for p in API_DIR.glob("*.json") if p != LIVE_API_FILE)
+#: (frames, with a sound track) of the clip each workflow makes, where it is not the speech's (N_FRAMES, with it):
+#: the driving video alone, and the speech's length (Mix Motion's timeline is the speech motion)
+CLIP_OF = {DRIVING: (DRIVING_FRAMES, False), MIXED: (N_FRAMES, True)}
 
 
 @pytest.mark.slow
@@ -495,14 +708,22 @@ def test_api_workflow_runs(path, comfy, recorder, monkeypatch):
 
     assert len(saved) == 1
     video = saved[0]
-    assert video["frames"] == N_FRAMES and video["fps"] == 25.0 and video["audio"] is not None
+    clip_frames, with_audio = CLIP_OF.get(path.stem, (N_FRAMES, True))
+    assert video["frames"] == clip_frames and video["fps"] == 25.0 and (video["audio"] is not None) == with_audio
     assert video["path"].is_file() and video["path"].stat().st_size > 0
     for nid, spec in prompt.items():
         if spec["class_type"] == "DittoRenderFrames":
             frames, mask, fps = outputs[nid]
-            assert frames.shape[0] == N_FRAMES and mask.shape == frames.shape[:3] and fps == 25.0
+            assert frames.shape[0] == clip_frames and mask.shape == frames.shape[:3] and fps == 25.0
         if spec["class_type"] in ("DittoMotionSampler", "DittoEditMotion"):
             assert uis[nid]["ditto_motion"][0]["frames"] == N_FRAMES
+        if spec["class_type"] == "DittoExtractDrivingMotion":
+            assert uis[nid]["ditto_motion"][0]["frames"] == DRIVING_FRAMES == outputs[nid][0].num_frames
+        if spec["class_type"] == "DittoMixMotion":
+            assert uis[nid]["ditto_motion"][0]["frames"] == clip_frames
+        if spec["class_type"] == "DittoPreviewMotion":
+            (preview,) = outputs[nid]
+            assert preview.shape == (DRIVING_FRAMES, 512, 512, 3) and preview.dtype == torch.float32
         if spec["class_type"] == "DittoSaveMotion":
             s = uis[nid]["ditto_motion"][0]["saved"]
             assert (stubs.output_dir / s["subfolder"] / s["filename"]).is_file()

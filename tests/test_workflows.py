@@ -10,7 +10,20 @@ import pytest
 
 from comfy_stubs import stubbed_pack
 from core_nodes import CONTROL_AFTER_GENERATE, UI_ONLY_NODES
-from make_workflows import BASIC, CURVE_H, CURVE_NODES, KEYFRAMES, LIVE, LIVE_AVATAR, LIVE_PATH, LONG, TITLE_H, VIDEO
+from make_workflows import (
+    BASIC,
+    CURVE_H,
+    CURVE_NODES,
+    DRIVING,
+    KEYFRAMES,
+    LIVE,
+    LIVE_AVATAR,
+    LIVE_PATH,
+    LONG,
+    MIXED,
+    TITLE_H,
+    VIDEO,
+)
 from workflow_tools import API_DIR, Interface, api_twin, interfaces, ui_to_api, ui_workflow_files
 
 UI_FILES = ui_workflow_files()
@@ -33,8 +46,8 @@ def _load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_five_workflows_with_api_twins_and_thumbnails():
-    assert set(NAMES) == {BASIC, KEYFRAMES, VIDEO, LONG, LIVE}
+def test_the_seven_workflows_with_api_twins_and_thumbnails():
+    assert set(NAMES) == {BASIC, KEYFRAMES, VIDEO, LONG, LIVE, DRIVING, MIXED}
     assert sorted(p.name for p in API_DIR.glob("*.json")) == sorted(p.name for p in UI_FILES)
     for path in UI_FILES:  # the template card: a same-name .jpg (ComfyUI's templates browser shows it)
         import cv2

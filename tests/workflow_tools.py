@@ -98,6 +98,7 @@ CORE_DISPLAY_NAMES = {
     "GetVideoComponents": "Get Video Components",
     "CreateVideo": "Create Video",
     "SaveVideo": "Save Video",
+    "PreviewImage": "Preview Image",
 }
 
 

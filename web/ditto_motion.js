@@ -1,12 +1,13 @@
 // ComfyUI-Ditto: draws a DITTO_MOTION on its node after execution, as a DOM widget.
 //
-// The DiT Motion Sampler, Edit Motion, Load Motion and Save Motion nodes return
+// The DiT Motion Sampler, Edit Motion, Load Motion, Save Motion, Extract Driving Motion and Mix Motion nodes return
 //   {"ui": {"ditto_motion": [{frames, fps, step, yaw[], pitch[], roll[], mouth[], edits[{start, end, label}], saved?,
 //                             warnings?[text]}]}}
 // (see ditto_core.motion.curves.motion_curves). This extension keeps the last payload on the node and draws, below the
 // widgets: yaw / pitch / roll in degrees over time, the mouth activity (mean offset of the lip keypoints'
 // expression from the source) in a lower band, the edited frame ranges shaded and labelled, a legend, the time axis,
-// where Save Motion wrote the file, and Edit Motion's warnings (a frame range past the clip) in orange.
+// where Save Motion wrote the file, and the warnings (Edit Motion: a frame range past the clip; Extract Driving Motion:
+// frames without a face; Mix Motion: motions of different lengths) in orange.
 //
 // The chart is a <canvas data-ditto-chart> inside a DOM widget (node.addDOMWidget), not a drawing in
 // onDrawForeground: DOM widgets are mounted by both the classic LiteGraph canvas renderer and the Vue node renderer
@@ -19,7 +20,10 @@
 // options.serialize skips it in the API prompt), so the saved widget order and the prompt are unchanged.
 import { app } from "../../scripts/app.js";
 
-const NODE_TYPES = new Set(["DittoMotionSampler", "DittoEditMotion", "DittoLoadMotion", "DittoSaveMotion"]);
+const NODE_TYPES = new Set([
+  "DittoMotionSampler", "DittoEditMotion", "DittoLoadMotion", "DittoSaveMotion", "DittoExtractDrivingMotion",
+  "DittoMixMotion",
+]);
 const WIDGET_NAME = "ditto_motion_chart";
 const CHART_H = 170; // CSS px of the chart (the widget's height once there is data)
 const MIN_NODE_W = 320;
@@ -148,7 +152,7 @@ function drawCurves(ctx, w, h, curves) {
     if (s) ctx.fillText(s, x0, h - 4);
   }
 
-  // warnings (Edit Motion: a frame range past the clip), one line each over the pose band, on a dark strip
+  // warnings (Edit Motion, Extract Driving Motion, Mix Motion), one line each over the pose band, on a dark strip
   (curves.warnings || []).slice(0, 2).forEach((warning, k) => {
     const y = poseTop + poseH - 6 - k * 15;
     const text = fitText(ctx, [`⚠ ${warning}`], w - 8);

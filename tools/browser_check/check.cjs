@@ -79,7 +79,9 @@ const CFG = {
   dpr: Number(env("DITTO_BC_DPR", "2")),
 };
 
-const CURVE_TYPES = ["DittoMotionSampler", "DittoEditMotion", "DittoLoadMotion", "DittoSaveMotion"];
+const CURVE_TYPES = [
+  "DittoMotionSampler", "DittoEditMotion", "DittoLoadMotion", "DittoSaveMotion", "DittoExtractDrivingMotion", "DittoMixMotion",
+];
 const GO_LIVE = "DittoGoLive";
 const LIVE_PREFIX = "/ditto/live"; // where the pack mounts the live page on ComfyUI's server (nodes/live.py)
 const CHART_WIDGET = "ditto_motion_chart";
