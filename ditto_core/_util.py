@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from .devices import host_float64
+
 __all__ = [
     "CancelFn",
     "ProgressFn",
@@ -55,7 +57,7 @@ def moving_average(x: torch.Tensor, width: int, start: int = 0, end: int | None 
     """Centred moving average over dim 0 of ``x`` ``(N, ...)``, for rows ``[start, end)``; a new tensor.
 
     Row ``i`` becomes the mean of rows ``[max(0, i - width // 2), min(N, i + width // 2 + 1))``: the window is
-    truncated (not padded) at the ends, every output reads the unsmoothed input, and the sums run in float64 (the
+    truncated (not padded) at the ends, every output reads the unsmoothed input, and the sums run in float64 on the host (the
     result has ``x``'s dtype). Rows outside ``[start, end)`` are copied. ``width <= 1`` copies ``x``.
     """
     n = x.shape[0]
@@ -64,13 +66,15 @@ def moving_average(x: torch.Tensor, width: int, start: int = 0, end: int | None 
     if width <= 1 or end <= start or n == 0:
         return out
     half = int(width) // 2
-    src = x.double()
-    csum = torch.cat([src.new_zeros(1, *src.shape[1:]), src.cumsum(0)])
-    idx = torch.arange(start, end, device=x.device)
-    lo = (idx - half).clamp(min=0)
-    hi = (idx + half + 1).clamp(max=n)
-    count = (hi - lo).to(src.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-    out[start:end] = ((csum[hi] - csum[lo]) / count).to(x.dtype)
+    with host_float64():  # float64 on the host: MPS and other devices have none
+        src = x.detach().to("cpu", torch.float64)
+        csum = torch.cat([src.new_zeros(1, *src.shape[1:]), src.cumsum(0)])
+        idx = torch.arange(start, end)
+        lo = (idx - half).clamp(min=0)
+        hi = (idx + half + 1).clamp(max=n)
+        count = (hi - lo).to(src.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        mean = ((csum[hi] - csum[lo]) / count).to(x.dtype)
+    out[start:end] = mean.to(x.device)
     return out
 
 

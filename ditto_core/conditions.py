@@ -22,6 +22,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+from .devices import host_float64
 
 from ._util import mirror_index
 
@@ -87,16 +88,18 @@ def emotion_mix(weights: Mapping[int | str, float]) -> torch.Tensor:
     """
     if not weights:
         raise ValueError("emotion weights must not be empty")
-    total = torch.zeros(NUM_EMOTIONS, dtype=torch.float64)
-    wsum = 0.0
-    for label, w in weights.items():
-        if not isinstance(w, Real) or w < 0 or not np.isfinite(float(w)):
-            raise ValueError(f"emotion weight of {label!r} must be a finite number >= 0, got {w!r}")
-        total += float(w) * emotion_vector(label).double()
-        wsum += float(w)
-    if wsum <= 0:
-        raise ValueError("emotion weights must not all be zero")
-    return (total / wsum).float()
+    with host_float64():
+        total = torch.zeros(NUM_EMOTIONS, dtype=torch.float64)
+        wsum = 0.0
+        for label, w in weights.items():
+            if not isinstance(w, Real) or w < 0 or not np.isfinite(float(w)):
+                raise ValueError(f"emotion weight of {label!r} must be a finite number >= 0, got {w!r}")
+            total += float(w) * emotion_vector(label).cpu().double()
+            wsum += float(w)
+        if wsum <= 0:
+            raise ValueError("emotion weights must not all be zero")
+        mix = (total / wsum).float()
+    return mix
 
 
 def parse_emotion_mix(text: str) -> dict[str, float]:

@@ -1,11 +1,41 @@
 """Devices: the names a user may give and what they resolve to (torch for the networks, onnxruntime for the aux
-models)."""
+models), and the rule for float64 maths.
+
+**float64 runs on the host.** Apple's MPS has no float64 (and other accelerators are slow at it), so every float64
+computation of the pipeline (the official Python-float and numpy maths it reproduces) runs on CPU tensors inside
+:func:`host_float64`, and only its float32 result moves to the device. The tests hold the device-side stages to this
+rule under a dispatch mode that refuses any float64 tensor made outside such a block.
+"""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
-__all__ = ["DEVICES", "ort_device", "resolve_device"]
+__all__ = ["DEVICES", "SUPPORTED_DEVICE_TYPES", "host_float64", "in_host_float64", "ort_device", "resolve_device"]
+
+#: torch device types the pipeline runs on
+SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps")
+_HOST_FLOAT64: contextvars.ContextVar[bool] = contextvars.ContextVar("ditto_host_float64", default=False)
+
+
+@contextmanager
+def host_float64() -> Iterator[None]:
+    """Marks a block of float64 maths on CPU tensors (module doc); tensors made in it must stay on the host until
+    they are cast to float32."""
+    token = _HOST_FLOAT64.set(True)
+    try:
+        yield
+    finally:
+        _HOST_FLOAT64.reset(token)
+
+
+def in_host_float64() -> bool:
+    """Whether the calling code is inside a :func:`host_float64` block."""
+    return _HOST_FLOAT64.get()
 
 #: device names a user may give ("auto": CUDA, else Apple MPS, else the CPU; "cuda:N" too)
 DEVICES = ("auto", "cuda", "cpu", "mps")
@@ -25,6 +55,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise ValueError(f"device {name!r}: expected one of {DEVICES} (or cuda:N)") from None
+    if dev.type not in SUPPORTED_DEVICE_TYPES:
+        raise ValueError(
+            f"device {name!r}: the {dev.type} device is not supported (the renderer's 3-D warp and the stitcher need "
+            f"ops it lacks); use one of {DEVICES} or cuda:N"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r}: CUDA is not available in this PyTorch build or on this machine")
     if dev.type == "mps" and not (mps is not None and mps.is_available()):

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from .devices import host_float64
 
 __all__ = [
     "CosineSchedule",
@@ -53,10 +54,11 @@ class CosineSchedule:
         self.num_steps = int(num_steps)
         self.s = float(s)
         self.max_beta = float(max_beta)
-        steps = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps + s
-        f = torch.cos(steps / (1 + s) * math.pi / 2) ** 2
-        f = f / f[0]
-        betas64 = (1 - f[1:] / f[:-1]).clamp(0, max_beta)
+        with host_float64():  # on the host, whatever the device
+            steps = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps + s
+            f = torch.cos(steps / (1 + s) * math.pi / 2) ** 2
+            f = f / f[0]
+            betas64 = (1 - f[1:] / f[:-1]).clamp(0, max_beta)
         self.betas = betas64.float()
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
         self.sqrt_recip1m_alphas_cumprod = torch.sqrt(1.0 / (1.0 - self.alphas_cumprod))

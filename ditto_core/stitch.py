@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ._util import mirror_index
+from .devices import host_float64
 from .motion.controls import ClipSettings, FrameControls, exp_amplitude, scale_deviation
 from .motion.vector import (
     EYE_KPS,
@@ -584,14 +585,18 @@ class MotionStitcher:
                 if self.pose_s is None:
                     self.pose_s = self._source_pose({k: v[:1] for k, v in src.items()})
                 yaw_s, pitch_s = self.pose_s
-                dx = (deg["yaw"].double() - yaw_s) * GAZE_X_RATIO
-                dy = (deg["pitch"].double() - pitch_s) * GAZE_Y_RATIO
-                pos = dx > 0
+                with host_float64():  # the official Python-float maths in float64, on the host
+                    dx = (deg["yaw"].to("cpu", torch.float64) - yaw_s) * GAZE_X_RATIO
+                    dy = (deg["pitch"].to("cpu", torch.float64) - pitch_s) * GAZE_Y_RATIO
+                    pos = dx > 0
+                    offsets = torch.stack([torch.where(pos, dx * 0.0007, dx * 0.001), dy * -0.001,
+                                           torch.where(pos, dx * 0.001, dx * 0.0007), dy * -0.001], 1).to(dt)
+                offsets = offsets.to(dev)
                 exp = x["exp"].clone()
-                exp[:, 33] += torch.where(pos, dx * 0.0007, dx * 0.001).to(dt)
-                exp[:, 45] += torch.where(pos, dx * 0.001, dx * 0.0007).to(dt)
-                exp[:, 34] += (dy * -0.001).to(dt)
-                exp[:, 46] += (dy * -0.001).to(dt)
+                exp[:, 33] += offsets[:, 0]
+                exp[:, 34] += offsets[:, 1]
+                exp[:, 45] += offsets[:, 2]
+                exp[:, 46] += offsets[:, 3]
                 x["exp"] = exp
 
             x_s = self.x_s if self.is_image else transform_keypoint(src)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import host_float64
 from .paste import paste_mask
 
 __all__ = ["FramePaster", "PasteGeometry", "compose_frames", "paste_back_torch", "paste_geometry", "paste_region"]
@@ -100,12 +101,15 @@ def paste_geometry(
     if x1 <= x0 or y1 <= y0:
         return _empty_geometry(h, w, sh, sw, dev)
     A = np.linalg.inv(np.vstack([M, [0.0, 0.0, 1.0]]))[:2]  # frame -> crop, float64
-    ys = torch.arange(y0, y1, dtype=torch.float64, device=dev).view(-1, 1)
-    xs = torch.arange(x0, x1, dtype=torch.float64, device=dev).view(1, -1)
-    sx = A[0, 0] * xs + A[0, 1] * ys + A[0, 2]
-    sy = A[1, 0] * xs + A[1, 1] * ys + A[1, 2]
-    # grid_sample, align_corners=True: pixel p <-> 2 p / (size - 1) - 1
-    grid = torch.stack([sx * (2.0 / (sw - 1)) - 1.0, sy * (2.0 / (sh - 1)) - 1.0], dim=-1).float().unsqueeze(0)
+    # the sample grid in float64 on the host (MPS and other devices have no float64), then float32 on the device
+    with host_float64():
+        ys = torch.arange(y0, y1, dtype=torch.float64).view(-1, 1)
+        xs = torch.arange(x0, x1, dtype=torch.float64).view(1, -1)
+        sx = A[0, 0] * xs + A[0, 1] * ys + A[0, 2]
+        sy = A[1, 0] * xs + A[1, 1] * ys + A[1, 2]
+        # grid_sample, align_corners=True: pixel p <-> 2 p / (size - 1) - 1
+        grid = torch.stack([sx * (2.0 / (sw - 1)) - 1.0, sy * (2.0 / (sh - 1)) - 1.0], dim=-1).float().unsqueeze(0)
+    grid = grid.to(dev)
     mask_w = F.grid_sample(
         mask_t.to(dev, torch.float32)[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
     )[0, 0].clamp_(0, 1)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import host_float64
 from .blocks import Hourglass, kp2gaussian, make_coordinate_grid
 
 __all__ = ["LARGE_KERNEL_MODES", "DenseMotionConfig", "DenseMotionNetwork", "large_kernel_convs_fft"]
@@ -118,11 +119,14 @@ class DenseMotionNetwork(nn.Module):
 
 
 def _dft_cos_sin(n_out: int, k: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cos, sin`` of ``2 pi u j / n`` for u < n_out, j < k: ``(n_out, k)`` float32 (computed in float64)."""
-    u = torch.arange(n_out, dtype=torch.float64, device=device)[:, None]
-    j = torch.arange(k, dtype=torch.float64, device=device)[None]
-    ang = (2 * math.pi / n) * u * j
-    return torch.cos(ang).float(), torch.sin(ang).float()
+    """``cos, sin`` of ``2 pi u j / n`` for u < n_out, j < k: ``(n_out, k)`` float32 on ``device`` (computed in
+    float64 on the host: MPS and other devices have no float64)."""
+    with host_float64():
+        u = torch.arange(n_out, dtype=torch.float64)[:, None]
+        j = torch.arange(k, dtype=torch.float64)[None]
+        ang = (2 * math.pi / n) * u * j
+        cos, sin = torch.cos(ang).float(), torch.sin(ang).float()
+    return cos.to(device), sin.to(device)
 
 
 def _kernel_spectrum_2d(w: torch.Tensor, n: int) -> torch.Tensor:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from ..devices import host_float64
 from .vector import LIP_DIMS, MOTION_KEYS, NUM_KP
 from ..validate import check_bool, check_int, check_number
 
@@ -196,18 +197,19 @@ def fade_ramp(frames: torch.Tensor, start: int, end: int | None, fade_in: int, f
     """Fade alphas ``(k,)`` float64 of frame indices ``frames`` for a fade over ``[start, end)`` (``end`` None: no
     end, as a stream), the official ``setup_Nd`` ramps measured from the range's ends: frame ``i`` in the first
     ``fade_in`` frames gets ``(i - start) / fade_in``; the last ``fade_out + 1`` frames ramp from 1 down to 0 (the
-    smaller of both where they overlap); 1 elsewhere."""
-    i = frames.double()
-    a = torch.ones_like(i)
-    inside = i >= start if end is None else (i >= start) & (i < end)
-    if fade_in > 0:
-        a = torch.where(inside & (i < start + fade_in), (i - start) / fade_in, a)
-    if fade_out > 0:
-        if end is None:
-            raise ValueError("fade_out needs the clip's length; a stream does not know where the audio ends")
-        ss, ee = end - fade_out - 1, end - 1
-        ramp = ((ee - i) / (ee - ss)).clamp(min=0)
-        a = torch.where(inside & (i >= max(ss, start)), torch.minimum(a, ramp), a)
+    smaller of both where they overlap); 1 elsewhere. Computed on the host."""
+    if fade_out > 0 and end is None:
+        raise ValueError("fade_out needs the clip's length; a stream does not know where the audio ends")
+    with host_float64():
+        i = frames.to("cpu", torch.float64)
+        a = torch.ones_like(i)
+        inside = i >= start if end is None else (i >= start) & (i < end)
+        if fade_in > 0:
+            a = torch.where(inside & (i < start + fade_in), (i - start) / fade_in, a)
+        if fade_out > 0:
+            ss, ee = end - fade_out - 1, end - 1
+            ramp = ((ee - i) / (ee - ss)).clamp(min=0)
+            a = torch.where(inside & (i >= max(ss, start)), torch.minimum(a, ramp), a)
     return a
 
 

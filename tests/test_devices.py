@@ -1,0 +1,76 @@
+"""Device rules that need no GPU or Mac to check: no float64 on device tensors (Apple MPS has none), device names.
+
+The device-side stages run here on the CPU under a dispatch mode that records every float64 tensor an op makes
+outside a :func:`ditto_core.devices.host_float64` block (the project's marked host maths, always on CPU tensors):
+what would crash on MPS shows up as a recorded op.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from conftest import face_image
+from ditto_core.devices import host_float64, in_host_float64, resolve_device
+
+
+class DeviceFloat64(TorchDispatchMode):
+    """Records ops that make a float64 tensor outside a host_float64 block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not in_host_float64() and any(isinstance(t, torch.Tensor) and t.dtype == torch.float64
+                                         for t in tree_leaves(out)):
+            self.ops.append(str(func))
+        return out
+
+
+def test_the_mode_catches_device_float64_and_allows_host_blocks():
+    x = torch.ones(3)
+    with DeviceFloat64() as mode:
+        _ = x.double() * 2
+        with host_float64():
+            _ = torch.arange(3, dtype=torch.float64) + 1
+    assert mode.ops == ["aten._to_copy.default", "aten.mul.Tensor"]
+
+
+@pytest.mark.slow
+def test_device_stages_make_no_float64_tensors(synthetic_models):
+    """Source registration, audio-conditioned DiT sampling (windows, smoothing), keypoints with every control
+    (gaze fix, fades, pose offsets, amplitudes, blinks), warp + decode, the batched paste-back and the preview:
+    no float64 tensor outside the marked host maths."""
+    from ditto_core.motion import ClipControls
+    from ditto_core.runtime import (
+        AudioFeatures,
+        SamplingOptions,
+        extract_source,
+        preview_motion,
+        render_frames,
+        sample_motion,
+    )
+
+    n = 6
+    feats = AudioFeatures(features=torch.randn(n, 1024, generator=torch.Generator().manual_seed(0)),
+                          vad=torch.full((n,), 0.1))
+    clip = ClipControls(mouth=1.3, head=0.7, yaw=5.0, blink_interval=2, fade_in=2, fade_out=2)
+    with DeviceFloat64() as mode:
+        source = extract_source(synthetic_models, face_image())
+        motion = sample_motion(synthetic_models, source, feats, SamplingOptions(steps=2, emotion="Happy:0.5,Sad:0.5"))
+        frames = list(render_frames(synthetic_models, source, motion, "full", clip=clip, frame_indices=[0, 3]))
+        previews = preview_motion(synthetic_models, source, motion, every=3, clip=clip)
+    assert mode.ops == [], f"float64 made on the device by {sorted(set(mode.ops))}"
+    assert frames[0][0].shape[0] == 2 and previews.shape[0] == 2
+
+
+def test_unsupported_device_types_are_named():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"device 'xpu': the xpu device is not supported"):
+        resolve_device("xpu")
+    with pytest.raises(ValueError, match="expected one of"):
+        resolve_device("gpu0")
