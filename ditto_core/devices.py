@@ -68,7 +68,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def ort_device(device: torch.device) -> str:
-    """The onnxruntime device string for the aux models (CoreML/MPS has no ORT equivalent here: CPU)."""
+    """The onnxruntime device string for the aux models: CUDA on the same index for a CUDA device (``cuda`` alone is
+    the current device's index), CoreML for Apple MPS (the CPU where onnxruntime has no CoreML provider), the CPU
+    otherwise."""
     if device.type == "cuda":
-        return f"cuda:{device.index or 0}"
+        index = device.index if device.index is not None else (torch.cuda.current_device()
+                                                                 if torch.cuda.is_available() else 0)
+        return f"cuda:{index}"
+    if device.type == "mps":
+        return "coreml"
     return "cpu"

@@ -33,6 +33,7 @@ from .errors import DittoError
 __all__ = [
     "OnnxModelError",
     "providers_for_device",
+    "missing_provider_reason",
     "open_session",
     "OnnxModel",
     "Pattern",
@@ -106,9 +107,37 @@ def providers_for_device(device: Any = "cpu") -> list[str | tuple[str, dict[str,
         if name in available:
             providers.append((name, opts))
         else:
-            log.warning("onnxruntime has no %s; device %r falls back to the next provider", name, device)
+            log.warning("onnxruntime has no %s (%s); device %r falls back to the next provider", name,
+                        missing_provider_reason(name), device)
     providers.append("CPUExecutionProvider")
     return providers
+
+
+def _installed(dist: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.distribution(dist)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def missing_provider_reason(name: str) -> str:
+    """Why this onnxruntime lacks the execution provider ``name``, in words a user can act on."""
+    gpu_pkgs = [d for d in ("onnxruntime-gpu", "onnxruntime-directml") if _installed(d)]
+    if name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        if _installed("onnxruntime") and "onnxruntime-gpu" in gpu_pkgs:
+            return ("onnxruntime-gpu is installed next to onnxruntime, whose files shadow it: run "
+                    "'pip uninstall -y onnxruntime onnxruntime-gpu' then 'pip install onnxruntime-gpu'")
+        if "onnxruntime-gpu" not in gpu_pkgs:
+            return "the installed onnxruntime is the CPU build: 'pip uninstall -y onnxruntime' then 'pip install onnxruntime-gpu'"
+        return "onnxruntime-gpu cannot load CUDA here (check that its CUDA and cuDNN versions match the driver)"
+    if name == "CoreMLExecutionProvider":
+        return "CoreML is offered by onnxruntime's macOS builds only"
+    if name == "DmlExecutionProvider":
+        return "DirectML needs the onnxruntime-directml package on Windows"
+    return "not in this onnxruntime build"
 
 
 def open_session(path: str | os.PathLike[str], device: Any = "cpu", *, threads: int | None = None):

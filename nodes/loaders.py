@@ -152,11 +152,21 @@ class DittoLoadModels:
                         "into the models folder when this node runs. Off: fail with instructions instead.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "cuda_graphs": ("BOOLEAN", {"default": False, "tooltip": "GPU speed option (CUDA only): capture "
+                                "warp + decode once per batch size and replay it. Ignored, with a warning, on another "
+                                "device."}),
+                "compile": ("BOOLEAN", {"default": False, "tooltip": "GPU speed option: torch.compile the warp and "
+                            "decoder on first use (the first render takes minutes longer; then faster on a GPU)."}),
+                "channels_last": ("BOOLEAN", {"default": False, "tooltip": "GPU speed option: run the decoder in "
+                                  "channels-last memory format (faster on NVIDIA tensor cores; no gain on a CPU)."}),
+            },
         }
 
-    def load(self, models_folder: str, device: str, precision: str, backend: str, download_missing: bool) -> tuple[Any]:
-        from ditto_core.runtime import DittoModels
+    def load(self, models_folder: str, device: str, precision: str, backend: str, download_missing: bool,
+             cuda_graphs: bool = False, compile: bool = False, channels_last: bool = False) -> tuple[Any]:
+        from ditto_core.runtime import DittoModels, RenderOptions
 
         if device not in DEVICES:
             raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")
@@ -166,13 +176,14 @@ class DittoLoadModels:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         models_dir = resolve_models_dir(models_folder)
         dev = resolve_device(device)
-        key = (str(models_dir), dev, precision, backend, bool(download_missing))
+        render = RenderOptions(cuda_graphs=cuda_graphs, compile=compile, channels_last=channels_last)
+        key = (str(models_dir), dev, precision, backend, bool(download_missing), render)
         if self._models is not None and self._key == key:
             return (self._models,)
         self.release()
         log.info("Ditto: loading models from %s (device %s, %s)", models_dir, dev, precision)
         self._models = DittoModels.load(models_dir, device=dev, precision=precision, download=bool(download_missing),
-                                        backend=backend)
+                                        backend=backend, render=render)  # logs where the aux models run
         self._key = key
         return (self._models,)
 

@@ -49,7 +49,8 @@ UI_MOTION_KEY = "ditto_motion"
 
 #: widget names per node, in saved-workflow order ("control_after_generate" marks the seed's extra value)
 FROZEN_WIDGETS: dict[str, tuple[str, ...]] = {
-    "DittoLoadModels": ("models_folder", "device", "precision", "backend", "download_missing"),
+    "DittoLoadModels": ("models_folder", "device", "precision", "backend", "download_missing", "cuda_graphs", "compile",
+                        "channels_last"),
     "DittoExtractSource": ("crop_scale", "face_index", "face_order"),
     "DittoAudioToHuBERT": (),
     "DittoMotionSampler": (

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_stubs import REPO_ROOT, stubbed_pack  # noqa: E402
 from workflow_tools import API_DIR, WORKFLOWS_DIR, Interface, interfaces, ui_to_api  # noqa: E402
 
-MODELS = {"models_folder": "ditto-talkinghead", "device": "auto", "precision": "fp32", "backend": "pytorch", "download_missing": True}
+MODELS = {"models_folder": "ditto-talkinghead", "device": "auto", "precision": "fp32", "backend": "pytorch", "download_missing": True,
+          "cuda_graphs": False, "compile": False, "channels_last": False}
 SAMPLER = {
     "emotion": "Neutral",
     "eye_mode": "from source",

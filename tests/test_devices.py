@@ -74,3 +74,43 @@ def test_unsupported_device_types_are_named():
         resolve_device("xpu")
     with pytest.raises(ValueError, match="expected one of"):
         resolve_device("gpu0")
+
+
+# --------------------------------------------------------------------------------------------- providers
+def test_provider_reasons_say_what_to_install(monkeypatch, caplog):
+    import logging
+
+    from ditto_core import onnx_utils
+    from ditto_core.devices import ort_device
+
+    installed = {"onnxruntime"}
+    monkeypatch.setattr(onnx_utils, "_installed", lambda dist: dist in installed)
+    assert "the CPU build" in onnx_utils.missing_provider_reason("CUDAExecutionProvider")
+    installed.add("onnxruntime-gpu")
+    assert "onnxruntime-gpu is installed next to onnxruntime" in onnx_utils.missing_provider_reason(
+        "CUDAExecutionProvider")
+    assert "macOS" in onnx_utils.missing_provider_reason("CoreMLExecutionProvider")
+    assert ort_device(torch.device("mps")) == "coreml" and ort_device(torch.device("cuda", 1)) == "cuda:1"
+    assert ort_device(torch.device("cpu")) == "cpu"
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():  # this machine: the CPU build
+        with caplog.at_level(logging.WARNING):
+            assert onnx_utils.providers_for_device("cuda:1") == ["CPUExecutionProvider"]
+        assert "CUDAExecutionProvider (onnxruntime-gpu is installed next to onnxruntime" in caplog.text
+
+
+def test_loaded_models_report_their_providers(synthetic_models, monkeypatch):
+    import dataclasses
+
+    from ditto_core import onnx_utils
+
+    providers = synthetic_models.aux_providers()
+    assert set(providers) == {"hubert", "face_detector", "landmark106", "landmark203", "blaze_face", "face_mesh"}
+    assert all(p == ["CPUExecutionProvider"] for p in providers.values())
+    assert synthetic_models.provider_report() == "aux ONNX models on CPUExecutionProvider (onnxruntime)"
+    monkeypatch.setattr(onnx_utils, "_installed", lambda dist: dist == "onnxruntime")
+    on_cuda = dataclasses.replace(synthetic_models, device=torch.device("cuda", 0))  # as loaded for CUDA, on a CPU ort
+    assert on_cuda.provider_report().endswith(
+        "CUDAExecutionProvider unavailable: the installed onnxruntime is the CPU build: 'pip uninstall -y onnxruntime' "
+        "then 'pip install onnxruntime-gpu'")

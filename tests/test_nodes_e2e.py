@@ -274,6 +274,28 @@ def test_load_models_caches_and_releases(comfy, models):
     assert c.lmdm is None
 
 
+def test_load_models_passes_the_speed_options_to_every_renderer(comfy, caplog):
+    """The loader's GPU speed options reach the renderers the render nodes make; CUDA graphs are dropped, with a
+    warning, on a device that is not CUDA (a workflow saved on a GPU machine still runs here)."""
+    import logging
+
+    pack, _ = comfy
+    loader = node(pack, "DittoLoadModels")
+    kw = dict(models_folder="ditto-talkinghead", device="cpu", precision="fp32", backend="pytorch", download_missing=False)
+    with caplog.at_level(logging.INFO):
+        (m,), _ = call(loader, **kw, cuda_graphs=True, compile=False, channels_last=True)
+    assert not m.render.cuda_graphs and m.render.channels_last and not m.render.compile
+    assert "CUDA graphs need a CUDA device" in caplog.text
+    assert "aux ONNX models on CPUExecutionProvider" in caplog.text  # where the aux models run, in the log
+    cfg = m.new_renderer(2).config
+    assert cfg.channels_last and not cfg.cuda_graphs and cfg.batch_size == 2 and cfg.precision == "fp32"
+    (same,), _ = call(loader, **kw, cuda_graphs=True, compile=False, channels_last=True)
+    (other,), _ = call(loader, **kw, cuda_graphs=False, compile=True, channels_last=False)
+    assert same is m and other is not m and other.render.compile
+    assert other.new_renderer(1).config.compile
+    loader.release()
+
+
 def test_load_models_refuses_paths_outside_the_models_folder(comfy):
     pack, _ = comfy
     with pytest.raises(ValueError, match="models_folder"):

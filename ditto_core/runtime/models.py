@@ -6,7 +6,7 @@ streaming sessions or server workers can share one. Whoever renders builds its o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from ..render.renderer import (
     RendererConfig,
     make_renderer,
 )
-from .options import ReleaseDefaults, SourceOptions
+from .options import ReleaseDefaults, RenderOptions, SourceOptions
 
 __all__ = ["DEVICES", "EYE_BACKENDS", "DittoModels", "release_defaults", "resolve_device"]
 
@@ -70,6 +70,9 @@ class DittoModels:
         release: the release's settings (the config pickle's, when the folder has one).
         files: the file of each role.
         backend: the renderer backend :meth:`new_renderer` uses by default ("pytorch" or "tensorrt").
+        render: the default :class:`~ditto_core.runtime.RenderOptions` of :meth:`new_renderer`'s renderers: their
+            GPU speed options (CUDA graphs, ``torch.compile``, channels-last; all off by default, safe on every
+            device); batch size and backend are given per call.
     """
 
     models_dir: Path
@@ -86,6 +89,7 @@ class DittoModels:
     release: ReleaseDefaults = field(default_factory=ReleaseDefaults)
     files: dict[str, Path] = field(default_factory=dict)
     backend: str = "pytorch"
+    render: RenderOptions = field(default_factory=RenderOptions)
 
     @classmethod
     def load(
@@ -97,13 +101,15 @@ class DittoModels:
         progress: bool = True,
         eye_backend: str = "onnx",
         backend: str = "pytorch",
+        render: RenderOptions | None = None,
     ) -> DittoModels:
         """Find (and, when ``download``, fetch the missing) official files under ``models_dir`` and load them.
 
         ``eye_backend``: the 478-point face mesh of the eye features: "onnx" (``blaze_face.onnx`` +
         ``face_mesh.onnx`` through onnxruntime, the default) or "mediapipe" (``face_landmarker.task`` through the
         mediapipe package, which must be installed). ``backend``: the default renderer backend, "pytorch" or
-        "tensorrt" (see :func:`ditto_core.render.make_renderer`).
+        "tensorrt" (see :func:`ditto_core.render.make_renderer`). ``render``: the renderers' default options, for
+        their GPU speed options (CUDA graphs are skipped with a warning on a device that is not CUDA).
 
         Raises :class:`ditto_core.hub.MissingModelsError` (which files, where to put them),
         :class:`ditto_core.checkpoints.CheckpointError` (a wrong, truncated or corrupt file) or
@@ -141,7 +147,7 @@ class DittoModels:
             device=ort,
         )
         nets = {role: load_model(role, files[role], device=dev) for role in layout.NETWORK_ROLES}
-        return cls(
+        models = cls(
             models_dir=root,
             device=dev,
             precision=precision,
@@ -156,12 +162,46 @@ class DittoModels:
             release=release_defaults(defaults),
             files=files,
             backend=backend,
+            render=(render or RenderOptions()).for_device(dev),
         )
+        report = models.provider_report()
+        (log.warning if "unavailable" in report else log.info)("ditto: %s", report)
+        return models
+
+    def aux_providers(self) -> dict[str, list[str]]:
+        """The onnxruntime execution providers each auxiliary ONNX model's session actually uses (best first), by
+        role: ``hubert``, ``face_detector``, ``landmark106``, ``landmark203``, ``blaze_face``, ``face_mesh`` (the
+        mediapipe eye backend has no ONNX session)."""
+        out: dict[str, list[str]] = {}
+        face = self.face
+        holders = {"hubert": self.hubert, "face_detector": getattr(face, "detector", None),
+                   "landmark106": getattr(face, "lmk106", None), "landmark203": getattr(face, "lmk203", None),
+                   "blaze_face": getattr(getattr(face, "lmk478", None), "blaze", None),
+                   "face_mesh": getattr(getattr(face, "lmk478", None), "mesh", None)}
+        for role, holder in holders.items():
+            providers = getattr(getattr(holder, "model", None), "providers", None)
+            if providers:
+                out[role] = list(providers)
+        return out
+
+    def provider_report(self) -> str:
+        """One line: where the auxiliary ONNX models run, and why not on the device when they fall back."""
+        from ..onnx_utils import missing_provider_reason
+
+        providers = self.aux_providers()
+        firsts = sorted({p[0] for p in providers.values()})
+        line = f"aux ONNX models on {', '.join(firsts) or 'no session'} (onnxruntime)"
+        wanted = {"cuda": "CUDAExecutionProvider", "mps": "CoreMLExecutionProvider"}.get(self.device.type)
+        if wanted and any(p[0] != wanted for p in providers.values()):
+            line += f"; {wanted} unavailable: {missing_provider_reason(wanted)}"
+        return line
 
     def new_renderer(self, batch_size: int = 4, backend: str | None = None, config: RendererConfig | None = None) -> Renderer:
         """A new renderer over these networks, owned by the caller (keep it while rendering; never share it between
         threads). ``backend``: default :attr:`backend`; ``config``: default :attr:`precision` and ``batch_size``."""
-        cfg = config if config is not None else RendererConfig(self.precision, int(batch_size))
+        if config is None:
+            config = replace(self.render, batch_size=int(batch_size)).renderer_config(self.precision)
+        cfg = config
         return make_renderer(backend or self.backend, self.warp, self.decoder, self.device, cfg, cache_dir=self.models_dir)
 
     def release_memory(self) -> None:

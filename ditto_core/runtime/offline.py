@@ -152,7 +152,8 @@ def _speech_motion(models: DittoModels, job: JobInputs, opts: JobOptions,
 def _job_renderer(models: DittoModels, opts: JobOptions, renderer: Renderer | None) -> Renderer:
     if renderer is not None:
         return renderer
-    return models.new_renderer(backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
+    render = opts.render.for_device(models.device)
+    return models.new_renderer(backend=render.backend, config=render.renderer_config(models.precision))
 
 
 def generate_driven(

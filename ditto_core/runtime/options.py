@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..audio2motion import Audio2MotionConfig
 from ..conditions import Emotion
@@ -38,6 +40,8 @@ __all__ = [
     "SourceOptions",
     "StreamingOptions",
 ]
+
+log = logging.getLogger("ditto")
 
 #: what a streaming session makes of each frame: the outputs of offline rendering, or keypoints only ("none")
 STREAM_OUTPUTS = (*OUTPUTS, "none")
@@ -181,6 +185,14 @@ class RenderOptions:
         check_choice("RenderOptions.backend", self.backend, BACKENDS, optional=True)
         for name in ("cuda_graphs", "channels_last", "compile"):
             _set(self, name, check_bool(f"RenderOptions.{name}", getattr(self, name)))
+
+    def for_device(self, device: torch.device | str) -> RenderOptions:
+        """These options where ``device`` can use them: CUDA graphs are dropped, with one warning, off CUDA (so a
+        workflow saved with them on still runs on a Mac or a CPU)."""
+        if self.cuda_graphs and torch.device(device).type != "cuda":
+            log.warning("ditto: CUDA graphs need a CUDA device; rendering on %s without them", device)
+            return replace(self, cuda_graphs=False)
+        return self
 
     def renderer_config(self, precision: str) -> RendererConfig:
         """The :class:`~ditto_core.render.RendererConfig` of these options in ``precision`` (the models')."""

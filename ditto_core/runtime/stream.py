@@ -359,8 +359,9 @@ class StreamingSession:
         self._reference_set = False
         self._frames: FrameRenderer | None = None
         if opts.render.output != "none":
+            render = opts.render.for_device(models.device)
             r = renderer if renderer is not None else models.new_renderer(
-                backend=opts.render.backend, config=opts.render.renderer_config(models.precision))
+                backend=render.backend, config=render.renderer_config(models.precision))
             self._frames = FrameRenderer(source, r, opts.render.output)
 
         # ---- threads and queues
