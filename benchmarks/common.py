@@ -49,7 +49,8 @@ def measure(
 ) -> tuple[list[float], str]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed -> (milliseconds per run, timer name).
 
-    On CUDA with ``cuda_events`` the runs are timed with CUDA events on the current stream (timer "cuda-events"):
+    On CUDA with ``cuda_events`` the runs are timed with CUDA events on the device's current stream (timer
+    "cuda-events"; ``device`` may be any ``cuda:N``):
     right for stages whose work is queued on the GPU. Otherwise wall clock (``time.perf_counter``) with a device
     synchronize before and after each run (timer "wall").
     """
@@ -65,12 +66,14 @@ def measure(
     synchronize(dev)
     out: list[float] = []
     if dev.type == "cuda" and cuda_events:
+        stream = torch.cuda.current_stream(dev)  # the model's device, not the current one (cuda:1 on a 0 default)
         for _ in range(repeats):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
+            with torch.cuda.device(dev):
+                start.record(stream)
+                fn()
+                end.record(stream)
             end.synchronize()
             out.append(float(start.elapsed_time(end)))
         return out, "cuda-events"
