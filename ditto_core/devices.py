@@ -15,7 +15,17 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["DEVICES", "SUPPORTED_DEVICE_TYPES", "host_float64", "in_host_float64", "ort_device", "resolve_device"]
+__all__ = [
+    "DEVICES",
+    "SUPPORTED_DEVICE_TYPES",
+    "host_float64",
+    "in_host_float64",
+    "ort_device",
+    "resolve_device",
+    "stream_ready",
+    "wait_ready",
+    "worker_stream",
+]
 
 #: torch device types the pipeline runs on
 SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -78,3 +88,39 @@ def ort_device(device: torch.device) -> str:
     if device.type == "mps":
         return "coreml"
     return "cpu"
+
+
+# ------------------------------------------------------------------------------------------ CUDA streams
+@contextmanager
+def worker_stream(device: torch.device) -> Iterator[torch.cuda.Stream | None]:
+    """A worker thread's own CUDA stream on ``device`` (so two threads' kernels can overlap on the GPU), which first
+    waits for the work already queued on the device's current stream; nothing on other devices."""
+    if device.type != "cuda":
+        yield None
+        return
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.device(device), torch.cuda.stream(stream):
+        yield stream
+
+
+def stream_ready(device: torch.device) -> torch.cuda.Event | None:
+    """An event recorded on ``device``'s current stream: tensors made so far are ready once it has passed (None off
+    CUDA)."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return event
+
+
+def wait_ready(device: torch.device, event: torch.cuda.Event | None, tensors: tuple[torch.Tensor, ...] = ()) -> None:
+    """Before using tensors another thread made on its own stream: the current stream waits for ``event``, and the
+    tensors are marked as used by it (the caching allocator keeps their memory until this stream is done)."""
+    if event is None or device.type != "cuda":
+        return
+    current = torch.cuda.current_stream(device)
+    current.wait_event(event)
+    for t in tensors:
+        if t.is_cuda:
+            t.record_stream(current)

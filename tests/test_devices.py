@@ -114,3 +114,62 @@ def test_loaded_models_report_their_providers(synthetic_models, monkeypatch):
     assert on_cuda.provider_report().endswith(
         "CUDAExecutionProvider unavailable: the installed onnxruntime is the CPU build: 'pip uninstall -y onnxruntime' "
         "then 'pip install onnxruntime-gpu'")
+
+
+# ------------------------------------------------------------------------------------------ CUDA streams
+def test_worker_streams_hand_tensors_over_with_events(monkeypatch):
+    """The stream plumbing of a streaming session's two threads, against recording stand-ins of torch.cuda (this
+    machine has no GPU): each worker gets its own stream on the model's device that first waits for the device's
+    current stream; the motion thread records an event after its keypoints; the render thread's stream waits for
+    it and marks the tensors as used by it. Off CUDA all of it is a no-op."""
+    from contextlib import nullcontext
+
+    from ditto_core import devices
+
+    calls: list[tuple] = []
+
+    class Stream:
+        def __init__(self, device=None, name="worker"):
+            self.name = name
+            calls.append(("new stream", str(device)))
+
+        def wait_stream(self, other):
+            calls.append(("wait_stream", self.name, other.name))
+
+        def wait_event(self, event):
+            calls.append(("wait_event", self.name, event.name))
+
+    class Event:
+        def __init__(self):
+            self.name = "ready"
+
+        def record(self, stream):
+            calls.append(("record", stream.name))
+
+    class Tensor:
+        is_cuda = True
+
+        def record_stream(self, stream):
+            calls.append(("record_stream", stream.name))
+
+    current = Stream("cuda:1", "current")
+    calls.clear()
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: nullcontext())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: nullcontext())
+    dev = torch.device("cuda", 1)
+    with devices.worker_stream(dev) as s:
+        assert isinstance(s, Stream)
+    event = devices.stream_ready(dev)
+    devices.wait_ready(dev, event, (Tensor(), Tensor()))
+    assert calls == [("new stream", "cuda:1"), ("wait_stream", "worker", "current"), ("record", "current"),
+                     ("wait_event", "current", "ready"), ("record_stream", "current"), ("record_stream", "current")]
+    calls.clear()
+    cpu = torch.device("cpu")
+    with devices.worker_stream(cpu) as s:
+        assert s is None
+    assert devices.stream_ready(cpu) is None
+    devices.wait_ready(cpu, None, (Tensor(),))
+    assert calls == []

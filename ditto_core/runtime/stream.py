@@ -53,6 +53,7 @@ import torch
 
 from .._util import CancelFn
 from ..audio import AudioError, ChunkConfig, OnlineAudioChunker, frame_count, pcm_to_float
+from ..devices import stream_ready, wait_ready, worker_stream
 from ..audio2motion import Audio2MotionConfig, OnlineMotionSampler, WindowRecord
 from ..motion.track import Motion
 from ..motion.vector import MOTION_DIM
@@ -192,6 +193,7 @@ class _Emission:
     motion: torch.Tensor  # (k, 265) as emitted
     keypoints: Keypoints
     audio_time: float  # perf_counter when the audio piece that made it possible was taken in
+    ready: Any = None  # CUDA: an event on the motion thread's stream after the keypoints (None elsewhere)
 
 
 @dataclass
@@ -203,6 +205,7 @@ class _Pending:
     x_s: torch.Tensor
     x_d: torch.Tensor
     audio_time: float
+    ready: Any = None
 
 
 _DONE = object()
@@ -582,7 +585,7 @@ class StreamingSession:
         try:
             if threads is not None:
                 _INTRAOP.pin(threads)
-            with torch.inference_mode():
+            with torch.inference_mode(), worker_stream(self.models.device):  # CUDA: a stream per thread
                 body()
         except _Stopped:
             pass
@@ -674,7 +677,7 @@ class StreamingSession:
             self.record.motion_parts.append(frames.clone())
             self.record.x_d_parts.append(kp.x_d.cpu().clone())
             self.record.x_s_parts.append(kp.x_s.cpu().clone())
-        self._put(self._render_q, _Emission(frames, kp, t[0]))
+        self._put(self._render_q, _Emission(frames, kp, t[0], stream_ready(self.models.device)))
 
     # ---- render thread
     def _render_worker(self) -> None:
@@ -717,9 +720,11 @@ class StreamingSession:
     def _split(item: _Emission) -> list[_Pending]:
         kp = item.keypoints
         return [_Pending(kp.start + j, item.motion[j], kp.x_s[j if kp.x_s.shape[0] == kp.count else 0], kp.x_d[j],
-                         item.audio_time) for j in range(kp.count)]
+                         item.audio_time, item.ready) for j in range(kp.count)]
 
     def _render(self, batch: list[_Pending]) -> list[StreamFrame]:
+        for event in {id(p.ready): p.ready for p in batch}.values():  # the motion thread's stream got there
+            wait_ready(self.models.device, event, tuple(t for p in batch for t in (p.x_s, p.x_d)))
         if self._frames is None:
             return [StreamFrame(p.index, None, p.motion, p.x_d.cpu(), 0.0, p.audio_time) for p in batch]
         x_d = torch.stack([p.x_d for p in batch])
