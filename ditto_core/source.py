@@ -6,7 +6,10 @@
 2. :func:`source_motion` -> :class:`SourceMotion`: the motion extractor on each ``input256`` (``x_s_info``), mean-
    filtered over time for a video (window ``smoothing``, 13, truncated at the ends: :func:`smooth_x_s_info`);
    ``sc`` is frame 0's raw (unsmoothed) ``kp``;
-3. :func:`appearance_volumes` -> ``f_s`` ``(N, 32, 16, 64, 64)``: the appearance extractor (8 MiB per frame);
+3. :func:`appearance_volumes` -> ``f_s`` ``(N, 32, 16, 64, 64)``: the appearance extractor (8 MiB per frame), run on
+   the device batch by batch, each batch's volumes kept on the host (pinned for CUDA): device memory is bounded by
+   the batch, not by the source's length (the renderer gets each batch's volumes:
+   :func:`ditto_core.render.compositor.volumes_for_batch`);
 4. :func:`eye_features_of` -> :class:`EyeFeatures`: the 478 mesh points on each 512 crop -> ``eye_open`` (2) and
    ``eye_ball`` (6).
 
@@ -16,7 +19,8 @@ video needs only the first two.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +43,7 @@ __all__ = [
     "appearance_volumes",
     "crop_to_input256",
     "eye_features_of",
+    "host_volumes",
     "input256_to_tensor",
     "register_source",
     "smooth_x_s_info",
@@ -48,6 +53,8 @@ __all__ = [
 
 #: the motion extractor's outputs, in its output order
 X_S_KEYS = ("pitch", "yaw", "roll", "t", "exp", "scale", "kp")
+
+log = logging.getLogger("ditto")
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,10 @@ class Source:
     ``det_box`` (5,); ``lmk478`` (N, 478, 3).
 
     torch float32 on the registration device: ``x_s_info`` / ``x_s_info_raw`` / ``sc`` (from :attr:`motion`),
-    ``f_s`` (N, 32, 16, 64, 64) the appearance volumes, ``eye_open`` (N, 2), ``eye_ball`` (N, 6).
+    ``eye_open`` (N, 2), ``eye_ball`` (N, 6). ``f_s`` (N, 32, 16, 64, 64) float32, the appearance volumes (8 MiB per
+    frame), on the HOST (CPU memory; pinned when registered for CUDA): the renderer receives one batch of them at a
+    time (:func:`ditto_core.render.compositor.volumes_for_batch`), so a long video source costs no device memory.
+    A Source built by hand may hold them on a device; everything that reads them works either way.
     """
 
     track: FaceTrack
@@ -155,10 +165,12 @@ def smooth_x_s_info(x_s_info: dict[str, torch.Tensor], k: int = 13) -> dict[str,
     return {key: moving_average(v, k) for key, v in x_s_info.items()}
 
 
-def _batches(input256: np.ndarray, batch_size: int, device: torch.device) -> list[torch.Tensor]:
+def _batches(input256: np.ndarray, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """The frames as float batches on ``device``, one at a time (the device holds one batch of inputs)."""
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-    return [input256_to_tensor(input256[s : s + batch_size], device) for s in range(0, input256.shape[0], batch_size)]
+    for s in range(0, input256.shape[0], batch_size):
+        yield input256_to_tensor(input256[s : s + batch_size], device)
 
 
 def source_motion(
@@ -187,6 +199,20 @@ def source_motion(
     return SourceMotion(x_s_info=smo, x_s_info_raw=raw, sc=raw["kp"][0].reshape(-1).clone())
 
 
+def host_volumes(shape: Sequence[int], device: torch.device | str) -> torch.Tensor:
+    """An empty float32 host (CPU) tensor for volumes computed on ``device``: page-locked (pinned) when ``device`` is
+    CUDA, so that batches go to the GPU asynchronously; ordinary memory otherwise (and when pinning fails: a very
+    long source may not get that much page-locked memory)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        try:
+            return torch.empty(tuple(shape), dtype=torch.float32, pin_memory=True)
+        except RuntimeError as e:  # out of page-locked memory: ordinary host memory still works (synchronous copies)
+            log.warning("ditto: cannot pin %.0f MiB of host memory for the appearance volumes (%s); using ordinary "
+                        "memory", 4 * float(np.prod(shape)) / 2**20, e)
+    return torch.empty(tuple(shape), dtype=torch.float32)
+
+
 def appearance_volumes(
     track: FaceTrack,
     appearance: nn.Module,
@@ -194,14 +220,27 @@ def appearance_volumes(
     precision: str = "fp32",
     batch_size: int = 4,
 ) -> torch.Tensor:
-    """The appearance extractor on every tracked frame -> ``f_s`` ``(N, 32, 16, 64, 64)`` float32 on ``device``."""
+    """The appearance extractor on every tracked frame -> ``f_s`` ``(N, 32, 16, 64, 64)`` float32 on the HOST.
+
+    The extractor runs on ``device`` under ``precision`` autocast, ``batch_size`` frames at a time; each batch's
+    volumes are copied to the host (into pinned memory for CUDA, see :func:`host_volumes`) before the next batch, so
+    the device holds one batch of them at most. The values are the extractor's float32 output, unchanged."""
     dev = torch.device(device)
-    parts = []
+    n = int(track.input256.shape[0])
+    out: torch.Tensor | None = None
+    start = 0
     with torch.inference_mode():
         for x in _batches(track.input256, batch_size, dev):
             with autocast_context(dev, precision):
-                parts.append(appearance(x).float())
-    return torch.cat(parts, 0)
+                y = appearance(x)
+            y = y.float()
+            if out is None:
+                out = host_volumes((n, *y.shape[1:]), dev)
+            out[start : start + y.shape[0]].copy_(y)  # device -> host, synchronous
+            start += y.shape[0]
+            del y
+    assert out is not None and start == n
+    return out
 
 
 def eye_features_of(track: FaceTrack, face_models: FaceModels, device: torch.device | str = "cpu") -> EyeFeatures:

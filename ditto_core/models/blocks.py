@@ -8,11 +8,26 @@ Spatial conventions: 3-D feature volumes are ``(B, C, D, H, W)``; keypoints are
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "GRID_SAMPLE_MODES",
+    "VolumeOps",
+    "VolumeOpsSupport",
+    "avg_pool3d_decomposed",
+    "grid_sample_3d",
+    "grid_sample_3d_decomposed",
+    "probe_volume_ops",
+    "upsample_nearest_hw_decomposed",
+    "volume_ops",
     "make_coordinate_grid",
     "kp2gaussian",
     "SameBlock2d",
@@ -28,6 +43,195 @@ __all__ = [
     "SPADE",
     "SPADEResnetBlock",
 ]
+
+
+log = logging.getLogger("ditto")
+
+# ------------------------------------------------------------------------------ 5-D ops and their 4-D forms
+#: how the warp runs its 5-D ops (the trilinear ``grid_sample``, the hourglass's ``avg_pool3d`` and nearest 3-D
+#: upsampling): "native" (the 5-D kernels), "decomposed" (their 4-D formulations below, for a PyTorch whose device
+#: lacks a 5-D kernel: Apple MPS before PyTorch 2.9) or "auto" (each op as :func:`probe_volume_ops` found it on the
+#: device; "native" when traced for export, whose graph has its own decomposition)
+GRID_SAMPLE_MODES = ("auto", "native", "decomposed")
+
+
+@dataclass(frozen=True)
+class VolumeOps:
+    """Which formulation each 5-D op of the warp runs: "native" or "decomposed" (see :data:`GRID_SAMPLE_MODES`)."""
+
+    grid_sample: str = "native"
+    avg_pool3d: str = "native"
+    upsample_nearest3d: str = "native"
+
+    @classmethod
+    def all(cls, path: str) -> VolumeOps:
+        return cls(path, path, path)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {getattr(self, k)}" for k in ("grid_sample", "avg_pool3d", "upsample_nearest3d"))
+
+
+@dataclass(frozen=True)
+class VolumeOpsSupport:
+    """What :func:`probe_volume_ops` found on a device type: per op, None when its 5-D kernel runs there (and gives
+    the right values), else why not."""
+
+    device_type: str
+    grid_sample: str | None = None
+    avg_pool3d: str | None = None
+    upsample_nearest3d: str | None = None
+
+    @property
+    def ops(self) -> VolumeOps:
+        """The path "auto" takes: native where the kernel works, decomposed elsewhere."""
+        return VolumeOps(*("native" if why is None else "decomposed"
+                           for why in (self.grid_sample, self.avg_pool3d, self.upsample_nearest3d)))
+
+
+def _try_op(fn, expected: torch.Tensor) -> str | None:
+    """None when ``fn()`` runs on its device and returns ``expected``; else why not (the exception, a silent CPU
+    fallback (``PYTORCH_ENABLE_MPS_FALLBACK=1``: the op would run on the CPU each call), or wrong values)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn().float().cpu()
+    except Exception as e:  # noqa: BLE001 - any failure (NotImplementedError, RuntimeError, ...) means: not usable
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"{type(e).__name__}: {first[:200]}"
+    for w in caught:
+        msg = str(w.message)
+        if "fall back" in msg.lower() or "fallback" in msg.lower():
+            return f"only through the CPU fallback ({msg.strip().splitlines()[0][:200]})"
+    if out.shape != expected.shape or not torch.allclose(out, expected, atol=1e-5):
+        return f"wrong values ({out.flatten().tolist()[:8]} instead of {expected.flatten().tolist()[:8]})"
+    return None
+
+
+@functools.cache
+def probe_volume_ops(device_type: str) -> VolumeOpsSupport:
+    """Try the warp's 5-D ops on tiny tensors on ``device_type`` (its default device) -> which of them work.
+
+    Cached per device type (the only state: this cache); the first call per type logs, once, the path "auto"
+    takes there and why.
+    """
+    dev = torch.device(device_type)
+    vol = torch.arange(8, dtype=torch.float32).view(1, 1, 2, 2, 2)
+    plane = torch.arange(4, dtype=torch.float32).view(1, 1, 1, 2, 2)
+    # the centre of the 2x2x2 volume (the mean of its 8 values) and one corner voxel's centre
+    grid = torch.tensor([[0.0, 0.0, 0.0], [-0.5, -0.5, -0.5]]).view(1, 1, 1, 2, 3)
+    checks = {
+        "grid_sample": (lambda: F.grid_sample(vol.to(dev), grid.to(dev), align_corners=False),
+                        torch.tensor([3.5, 0.0]).view(1, 1, 1, 1, 2)),
+        "avg_pool3d": (lambda: F.avg_pool3d(plane.to(dev), (1, 2, 2)), torch.full((1, 1, 1, 1, 1), 1.5)),
+        "upsample_nearest3d": (lambda: F.interpolate(plane.to(dev), scale_factor=(1, 2, 2), mode="nearest"),
+                               plane.repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)),
+    }
+    support = VolumeOpsSupport(device_type, **{name: _try_op(fn, want) for name, (fn, want) in checks.items()})
+    why = "; ".join(f"{name}: {getattr(support, name)}" for name in checks if getattr(support, name) is not None)
+    log.info("ditto: warp 3-D ops on %s (torch %s): %s%s", device_type, torch.__version__, support.ops,
+             f" (5-D kernel unusable here: {why})" if why else " (5-D kernels present)")
+    return support
+
+
+def _compiler_disable(fn):
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return disable(fn) if disable is not None else fn
+
+
+@_compiler_disable  # torch.compile: resolved eagerly (the probe must not be traced into a graph)
+def volume_ops(mode: str, device: torch.device | str) -> VolumeOps:
+    """The formulation of each 5-D op for ``mode`` (:data:`GRID_SAMPLE_MODES`) on ``device``."""
+    if mode not in GRID_SAMPLE_MODES:
+        raise ValueError(f"grid_sample must be one of {GRID_SAMPLE_MODES}, got {mode!r}")
+    if mode != "auto":
+        return VolumeOps.all(mode)
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return VolumeOps.all("native")  # an export keeps the 5-D ops (the ONNX graph is decomposed on its own)
+    return probe_volume_ops(torch.device(device).type).ops
+
+
+def grid_sample_3d_decomposed(input: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``F.grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False)`` of a volume
+    ``input`` ``(N, C, D, H, W)`` at ``grid`` ``(N, Do, Ho, Wo, 3)`` (x, y, z in [-1, 1]) -> ``(N, C, Do, Ho, Wo)``,
+    through ONE 4-D ``grid_sample`` (the same maths as the ONNX rewrite
+    :func:`ditto_core.render.export.decompose_grid_sample_3d`).
+
+    The volume is zero-padded by one voxel on every side and its D + 2 slices tiled on a near-square grid into one
+    ``(N, C, rows (H + 2), cols (W + 2))`` image. A point's depth ``iz`` (voxel units, clamped to [-1, D]) splits
+    into slice ``z0 = floor(iz)`` (clamped to [-1, D - 1]) and weight ``wz = iz - z0``; ``ix``/``iy`` are clamped to
+    [-1.5, W + 0.5]/[-1.5, H + 0.5] (beyond [-1, W] both neighbours are zero, as in the 5-D op; the clamp keeps a
+    point between two zero columns of its own tile or the next, so rounding never reaches data: such points are
+    exactly 0). The 4-D sample reads both slices of every point (a grid of 2 Do rows); the result is
+    ``s0 + wz (s1 - s0)``. Equal to the 5-D op up to the rounding of the tiled image's normalised coordinates: about
+    1e-5 of a voxel (the 5-D op's 64-voxel axes resolve about 4x finer than the 264 x 330 tiled image), i.e. ~2e-6
+    relative on the warp's real inputs and ~1.6e-5 on white noise, the worst case. Runs in the dtype the 4-D
+    ``grid_sample`` gets (float32 under autocast, as the 5-D one).
+    """
+    if input.ndim != 5 or grid.ndim != 5 or grid.shape[-1] != 3 or grid.shape[0] != input.shape[0]:
+        raise ValueError(f"grid_sample_3d_decomposed: expected input (N, C, D, H, W) and grid (N, Do, Ho, Wo, 3), got "
+                         f"{tuple(input.shape)} and {tuple(grid.shape)}")
+    n, c, d, h, w = input.shape
+    do, ho, wo = grid.shape[1:4]
+    cols = math.ceil(math.sqrt(d + 2))
+    rows = math.ceil((d + 2) / cols)
+    extra = rows * cols - (d + 2)  # zero slices filling the last row of tiles
+    hp, wp = h + 2, w + 2
+    ht, wt = rows * hp, cols * wp
+    padded = F.pad(input, (1, 1, 1, 1, 1, 1 + extra))  # (N, C, rows * cols, H + 2, W + 2)
+    image = padded.view(n, c, rows, cols, hp, wp).permute(0, 1, 2, 4, 3, 5).reshape(n, c, ht, wt)
+
+    gx, gy, gz = grid.unbind(-1)  # (N, Do, Ho, Wo) each
+    # voxel coordinates (align_corners=False: -1 is the outer edge of voxel 0)
+    ix = (gx * (w / 2) + (w / 2 - 0.5)).clamp(-1.5, w + 0.5)
+    iy = (gy * (h / 2) + (h / 2 - 0.5)).clamp(-1.5, h + 0.5)
+    iz = (gz * (d / 2) + (d / 2 - 0.5)).clamp(-1, d)
+    z0 = iz.floor().clamp(-1, d - 1)
+    wz = iz - z0
+    # padded slice s = z + 1 of each point's two neighbours sits in tile (s // cols, s % cols)
+    s = torch.stack([z0, z0 + 1], dim=1) + 1  # (N, 2, Do, Ho, Wo)
+    trow = torch.floor(s / cols)
+    tcol = s - trow * cols
+    # normalised image coordinates of pixel p = tile * (size + 2) + v + 1: (2 p + 1) / total - 1, summed as
+    # tile * a + v * b + c (no large intermediate values)
+    yn = trow * (2.0 * hp / ht) + iy.unsqueeze(1) * (2.0 / ht) + (3.0 / ht - 1.0)
+    xn = tcol * (2.0 * wp / wt) + ix.unsqueeze(1) * (2.0 / wt) + (3.0 / wt - 1.0)
+    g2 = torch.stack([xn, yn], dim=-1).reshape(n, 2 * do * ho, wo, 2)
+    pair = F.grid_sample(image, g2, mode="bilinear", padding_mode="zeros", align_corners=False)
+    pair = pair.view(n, c, 2, do, ho, wo)
+    wz = wz.unsqueeze(1).to(pair.dtype)  # (N, 1, Do, Ho, Wo)
+    s0, s1 = pair.unbind(2)
+    return s0 + (s1 - s0) * wz
+
+
+def grid_sample_3d(input: torch.Tensor, grid: torch.Tensor, path: str = "native") -> torch.Tensor:
+    """The warp's trilinear sample (bilinear, zeros padding, ``align_corners=False``) of ``input`` ``(N, C, D, H,
+    W)`` at ``grid`` ``(N, Do, Ho, Wo, 3)``: the 5-D ``F.grid_sample`` ("native") or
+    :func:`grid_sample_3d_decomposed` ("decomposed")."""
+    if path == "decomposed":
+        return grid_sample_3d_decomposed(input, grid)
+    return F.grid_sample(input, grid, align_corners=False)
+
+
+def avg_pool3d_decomposed(x: torch.Tensor, kernel_size: int | tuple[int, int, int]) -> torch.Tensor:
+    """``F.avg_pool3d(x, kernel_size)`` (stride = kernel, no padding, floor mode) of ``(N, C, D, H, W)`` without the
+    3-D kernel: ``avg_pool2d`` over H and W of the ``(N, C * D, H, W)`` view, then (kernel depth > 1) the mean of
+    each run of depth slices."""
+    kd, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
+    n, c, d, h, w = x.shape
+    y = F.avg_pool2d(x.reshape(n, c * d, h, w), (kh, kw))
+    y = y.view(n, c, d, *y.shape[-2:])
+    if kd > 1:
+        do = d // kd
+        y = y[:, :, : do * kd].reshape(n, c, do, kd, *y.shape[-2:]).mean(dim=3)
+    return y
+
+
+def upsample_nearest_hw_decomposed(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """``F.interpolate(x, scale_factor=(1, factor, factor), mode="nearest")`` of ``(N, C, D, H, W)`` as a 2-D
+    nearest upsampling of the ``(N, C * D, H, W)`` view (the same copies of the same values)."""
+    n, c, d, h, w = x.shape
+    y = F.interpolate(x.reshape(n, c * d, h, w), scale_factor=factor, mode="nearest")
+    return y.view(n, c, d, h * factor, w * factor)
 
 
 def make_coordinate_grid(
@@ -98,8 +302,10 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_features, affine=True)
         self.pool = nn.AvgPool3d(kernel_size=(1, 2, 2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(F.relu(self.norm(self.conv(x))))
+    def forward(self, x: torch.Tensor, pool: str = "native") -> torch.Tensor:
+        """``pool``: "native" (``avg_pool3d``) or "decomposed" (:func:`avg_pool3d_decomposed`)."""
+        x = F.relu(self.norm(self.conv(x)))
+        return avg_pool3d_decomposed(x, self.pool.kernel_size) if pool == "decomposed" else self.pool(x)
 
 
 class UpBlock3d(nn.Module):
@@ -110,8 +316,12 @@ class UpBlock3d(nn.Module):
         self.conv = nn.Conv3d(in_features, out_features, kernel_size=kernel_size, padding=padding)
         self.norm = nn.BatchNorm3d(out_features, affine=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
+    def forward(self, x: torch.Tensor, upsample: str = "native") -> torch.Tensor:
+        """``upsample``: "native" (3-D nearest) or "decomposed" (:func:`upsample_nearest_hw_decomposed`)."""
+        if upsample == "decomposed":
+            x = upsample_nearest_hw_decomposed(x, 2)
+        else:
+            x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
         return F.relu(self.norm(self.conv(x)))
 
 
@@ -146,10 +356,10 @@ class HourglassEncoder(nn.Module):
             blocks.append(DownBlock3d(cin, _hourglass_widths(block_expansion, max_features, i + 1)))
         self.down_blocks = nn.ModuleList(blocks)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, pool: str = "native") -> list[torch.Tensor]:
         outs = [x]
         for block in self.down_blocks:
-            outs.append(block(outs[-1]))
+            outs.append(block(outs[-1], pool))
         return outs
 
 
@@ -168,10 +378,10 @@ class HourglassDecoder(nn.Module):
         self.conv = nn.Conv3d(self.out_filters, self.out_filters, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm3d(self.out_filters, affine=True)
 
-    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, skips: list[torch.Tensor], upsample: str = "native") -> torch.Tensor:
         out = skips[-1]
         for block, skip in zip(self.up_blocks, reversed(skips[:-1])):
-            out = torch.cat([block(out), skip], dim=1)
+            out = torch.cat([block(out, upsample), skip], dim=1)
         return F.relu(self.norm(self.conv(out)))
 
 
@@ -187,8 +397,10 @@ class Hourglass(nn.Module):
         self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
         self.out_filters = self.decoder.out_filters
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+    def forward(self, x: torch.Tensor, ops: VolumeOps | None = None) -> torch.Tensor:
+        """``ops``: the formulation of the pooling and upsampling (default native)."""
+        ops = ops or VolumeOps()
+        return self.decoder(self.encoder(x, ops.avg_pool3d), ops.upsample_nearest3d)
 
 
 class SpectralNormConv2d(nn.Module):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import host_float64
-from .blocks import Hourglass, kp2gaussian, make_coordinate_grid
+from .blocks import Hourglass, VolumeOps, grid_sample_3d, kp2gaussian, make_coordinate_grid, volume_ops
 
 __all__ = ["LARGE_KERNEL_MODES", "DenseMotionConfig", "DenseMotionNetwork", "large_kernel_convs_fft"]
 
@@ -68,13 +68,17 @@ class DenseMotionNetwork(nn.Module):
         return torch.cat([grid.expand(bs, 1, *grid.shape[2:]), driving_to_source], dim=1)
 
     def forward(
-        self, feature: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor, large_kernel: str = "auto"
+        self, feature: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor, large_kernel: str = "auto",
+        grid_sample: str | VolumeOps = "auto",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``feature`` ``(B, 32, D, H, W)``, keypoints ``(B, K, 3)`` -> (deformation ``(B, D, H, W, 3)``,
         occlusion map ``(B, 1, H, W)`` in (0, 1)). Sampling grids, the mask softmax and the deformation are float32
-        under autocast; ``large_kernel`` picks the 7x7(x7) convolutions' path (:data:`LARGE_KERNEL_MODES`)."""
+        under autocast; ``large_kernel`` picks the 7x7(x7) convolutions' path (:data:`LARGE_KERNEL_MODES`);
+        ``grid_sample`` the 5-D ops' formulation, a mode of :data:`.blocks.GRID_SAMPLE_MODES` or a resolved
+        :class:`.blocks.VolumeOps`."""
         if large_kernel not in LARGE_KERNEL_MODES:
             raise ValueError(f"large_kernel must be one of {LARGE_KERNEL_MODES}, got {large_kernel!r}")
+        ops = grid_sample if isinstance(grid_sample, VolumeOps) else volume_ops(grid_sample, feature.device)
         bs, _, d, h, w = feature.shape
         k1 = self.config.num_kp + 1
         kp_source, kp_driving = kp_source.float(), kp_driving.float()
@@ -83,7 +87,7 @@ class DenseMotionNetwork(nn.Module):
 
         sparse = self.sparse_motions((d, h, w), kp_source, kp_driving)  # (B, K+1, D, H, W, 3) float32
         # the K+1 grids stacked along depth sample the one compressed volume: no (B*(K+1))-fold copy of it
-        deformed = F.grid_sample(feature, sparse.view(bs, k1 * d, h, w, 3), align_corners=False)  # (B, C, (K+1)D, H, W)
+        deformed = grid_sample_3d(feature, sparse.view(bs, k1 * d, h, w, 3), ops.grid_sample)  # (B, C, (K+1)D, H, W)
         deformed = deformed.view(bs, c, k1, d, h, w).transpose(1, 2)
 
         heat = kp2gaussian(kp_driving, (d, h, w), self.config.kp_variance) - kp2gaussian(
@@ -91,7 +95,7 @@ class DenseMotionNetwork(nn.Module):
         )  # (B, K, D, H, W)
         heat = torch.cat([heat.new_zeros(bs, 1, d, h, w), heat], dim=1).unsqueeze(2).to(deformed.dtype)
 
-        prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(bs, -1, d, h, w))
+        prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(bs, -1, d, h, w), ops)
 
         mode = large_kernel
         if mode == "auto":  # FFT in eager CPU runs; direct on other devices and when traced for export

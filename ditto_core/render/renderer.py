@@ -7,8 +7,10 @@ everything staying on the device until the caller asks for numpy. Sampling grids
 its large-kernel convolutions stay float32 under autocast (see :mod:`ditto_core.models.dense_motion`).
 
 Options (:class:`RendererConfig`): the dense-motion head's 7x7(x7) convolutions through FFT ("auto": on the CPU,
-where it is about 20x fewer multiply-adds than the 140 GFLOP conv3d), channels-last decoder, ``torch.compile`` and,
-on CUDA, graph capture per batch shape.
+where it is about 20x fewer multiply-adds than the 140 GFLOP conv3d), the warp's 5-D ops native or as 4-D
+formulations ("auto": as a one-time probe of the device type finds them; Apple MPS before PyTorch 2.9 has no 5-D
+``grid_sample`` nor ``avg_pool3d``), channels-last decoder, ``torch.compile`` and, on CUDA, graph capture per batch
+shape.
 
 **Who owns a renderer.** A :class:`Renderer` holds per-use state (CUDA graphs, compiled modules, a TensorRT execution
 context, which is not thread-safe), so whoever renders owns one: a node run, a streaming session, a server worker.
@@ -32,11 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.blocks import GRID_SAMPLE_MODES, volume_ops
 from ..models.dense_motion import LARGE_KERNEL_MODES
 from .._util import CancelFn, check_cancel
 
 __all__ = [
     "BACKENDS",
+    "GRID_SAMPLE_MODES",
     "LARGE_KERNEL_MODES",
     "PRECISIONS",
     "BackendUnavailable",
@@ -75,7 +79,11 @@ class RendererConfig:
 
     ``precision``: fp32 | fp16 | bf16, the autocast of warp and decoder (fp16 is the official CUDA setting).
     ``batch_size``: frames per warp/decode call. ``large_kernel``: the dense-motion head's 7x7(x7) convolutions,
-    "auto" (FFT on the CPU, direct elsewhere) | "direct" | "fft". ``channels_last``: run the decoder in
+    "auto" (FFT on the CPU, direct elsewhere) | "direct" | "fft". ``grid_sample``: the warp's 5-D ops (its two
+    trilinear grid samples, the hourglass's ``avg_pool3d`` and 3-D nearest upsampling), "native" | "decomposed"
+    (4-D formulations: one 4-D ``grid_sample`` over the tiled depth slices, ``avg_pool2d``, 2-D nearest) | "auto"
+    (each op native where a one-time probe of the device type found its 5-D kernel, else decomposed; logged once
+    per device type). ``channels_last``: run the decoder in
     channels-last memory format (no gain measured on the CPU; meant for CUDA). ``compile``: ``torch.compile`` the
     warp and the decoder on first use (on this 2-core CPU: about 5 minutes to compile for a 3% gain, so off by
     default). ``cuda_graphs``: CUDA only, capture warp + decode once per batch shape and replay it (static shapes;
@@ -88,6 +96,7 @@ class RendererConfig:
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
+    grid_sample: str = "auto"
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field."""
@@ -97,6 +106,8 @@ class RendererConfig:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if self.large_kernel not in LARGE_KERNEL_MODES:
             raise ValueError(f"large_kernel must be one of {LARGE_KERNEL_MODES}, got {self.large_kernel!r}")
+        if not isinstance(self.grid_sample, str) or self.grid_sample not in GRID_SAMPLE_MODES:
+            raise ValueError(f"grid_sample must be one of {GRID_SAMPLE_MODES}, got {self.grid_sample!r}")
         for name in ("channels_last", "compile", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
@@ -156,6 +167,11 @@ class Renderer:
         modules."""
         if self._prepared:
             return
+        if self.config.grid_sample == "auto":
+            volume_ops("auto", self.device)  # the one-time probe (and its log line) outside any compiled graph
+        else:
+            log.debug("renderer on %s: warp 3-D ops %s (RendererConfig.grid_sample)", self.device,
+                      volume_ops(self.config.grid_sample, self.device))
         decoder = self.decoder
         if self.config.channels_last and decoder is not None:
             decoder = self._decoder_cl = copy.deepcopy(decoder).to(memory_format=torch.channels_last)
@@ -179,6 +195,8 @@ class Renderer:
         with autocast_context(self.device, self.config.precision, cache_enabled=not self.config.cuda_graphs):
             # "auto" is the warp's own default: leave it out (any warp callable works)
             kw = {} if self.config.large_kernel == "auto" else {"large_kernel": self.config.large_kernel}
+            if self.config.grid_sample != "auto":
+                kw["grid_sample"] = self.config.grid_sample
             feat = warp(f_s, x_s, x_d, **kw)
             check_cancel(cancel)
             if self.config.channels_last:

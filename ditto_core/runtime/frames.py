@@ -11,7 +11,7 @@ import torch
 from .._util import CancelFn, ProgressFn, check_cancel, mirror_index
 from ..motion.controls import ClipControls
 from ..motion.track import Motion
-from ..render.compositor import OUTPUTS, Compositor, render_batch
+from ..render.compositor import OUTPUTS, Compositor, render_batch, volumes_for_batch
 from ..render.renderer import Renderer
 from ..source import Source
 from .keypoints import KeypointPlanner
@@ -22,12 +22,18 @@ __all__ = ["FrameRenderer", "render_frames"]
 
 class FrameRenderer:
     """Renders frames of one source: warp + decode with ``renderer`` (owned by the caller), then the compositor
-    (``output`` "full": pasted back on the renderer's device, batched; "crop": the 512 crop)."""
+    (``output`` "full": pasted back on the renderer's device, batched; "crop": the 512 crop).
+
+    Device memory of the appearance volumes: a video source's stay on the host and each batch's go to the device
+    with it (:func:`~ditto_core.render.compositor.volumes_for_batch`); an image source's one volume (8 MiB) is put on
+    the device once, here."""
 
     def __init__(self, source: Source, renderer: Renderer, output: str = "full") -> None:
         self.source = source
         self.renderer = renderer
         self.compositor = Compositor(source.frames, source.M_c2o, output, renderer.device)
+        f_s = source.f_s
+        self._f_s = volumes_for_batch(f_s, [0], renderer.device) if f_s.shape[0] == 1 else f_s
 
     def render(self, indices: Sequence[int], x_s: torch.Tensor, x_d: torch.Tensor,
                cancel: CancelFn | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +41,7 @@ class FrameRenderer:
         ``(1 or b, 21, 3)`` and ``x_d`` ``(b, 21, 3)`` -> (frames ``(b, H, W, 3)`` uint8, masks ``(b, H, W)``
         float32) on the CPU. ``cancel()`` runs between warp and decode."""
         src = [mirror_index(i, self.source.num_frames) for i in indices]
-        renders = render_batch(self.renderer, self.source.f_s, x_s, x_d, src, cancel)
+        renders = render_batch(self.renderer, self._f_s, x_s, x_d, src, cancel)
         return self.compositor.compose(renders, src)
 
 
