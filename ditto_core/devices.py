@@ -10,14 +10,19 @@ rule under a dispatch mode that refuses any float64 tensor made outside such a b
 from __future__ import annotations
 
 import contextvars
+import functools
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
 __all__ = [
     "DEVICES",
     "SUPPORTED_DEVICE_TYPES",
+    "autocast_available",
+    "autocast_off",
+    "fp32_exact",
     "host_float64",
     "in_host_float64",
     "ort_device",
@@ -26,6 +31,8 @@ __all__ = [
     "wait_ready",
     "worker_stream",
 ]
+
+log = logging.getLogger("ditto")
 
 #: torch device types the pipeline runs on
 SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -124,3 +131,36 @@ def wait_ready(device: torch.device, event: torch.cuda.Event | None, tensors: tu
     for t in tensors:
         if t.is_cuda:
             t.record_stream(current)
+
+
+# ------------------------------------------------------------------------------------------ precision
+@functools.cache
+def autocast_available(device_type: str) -> bool:
+    """Whether this PyTorch has autocast for ``device_type`` (MPS only from PyTorch 2.5, where even
+    ``torch.autocast("mps", enabled=False)`` raises before). A pure probe, cached per device type."""
+    try:
+        torch.autocast(device_type, enabled=False)
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def autocast_off(device_type: str) -> AbstractContextManager[object]:
+    """A block where autocast is off on ``device_type`` (nothing to turn off where autocast does not exist)."""
+    return torch.autocast(device_type, enabled=False) if autocast_available(device_type) else nullcontext()
+
+
+@contextmanager
+def fp32_exact(device: torch.device) -> Iterator[None]:
+    """fp32 means fp32 on CUDA: TF32 off for cuDNN convolutions and matmuls while the block runs (Ampere and newer
+    run fp32 convolutions as TF32 by default); the previous settings come back after it. Nothing elsewhere."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -173,3 +173,33 @@ def test_worker_streams_hand_tensors_over_with_events(monkeypatch):
     assert devices.stream_ready(cpu) is None
     devices.wait_ready(cpu, None, (Tensor(),))
     assert calls == []
+
+
+# ------------------------------------------------------------------------------------------ precision
+def test_fp32_means_fp32_on_cuda_and_autocast_is_guarded(monkeypatch, caplog):
+    """fp32 on CUDA turns TF32 off for the block and restores it (the flags exist on a CPU build too); a device
+    whose autocast this PyTorch lacks (MPS before 2.5) runs fp16/bf16 as fp32 with a warning instead of raising,
+    and the networks' autocast-off blocks become no-ops there."""
+    import logging
+    from contextlib import nullcontext
+
+    from ditto_core import devices
+    from ditto_core.render import renderer
+
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    try:
+        with renderer.autocast_context(torch.device("cuda", 1), "fp32"):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+    with renderer.autocast_context("cpu", "fp32"):
+        assert torch.backends.cudnn.allow_tf32  # nothing changes off CUDA
+    assert devices.autocast_available("cpu")
+    monkeypatch.setattr(devices, "autocast_available", lambda t: t != "mps")
+    monkeypatch.setattr(renderer, "autocast_available", lambda t: t != "mps")
+    with caplog.at_level(logging.WARNING):
+        ctx = renderer.autocast_context("mps", "fp16")
+    assert isinstance(ctx, nullcontext) and "has no autocast on mps: fp16 runs as fp32" in caplog.text
+    assert isinstance(devices.autocast_off("mps"), nullcontext)
+    assert isinstance(devices.autocast_off("cpu"), torch.autocast)

@@ -15,6 +15,8 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+
+from ..devices import autocast_off
 import torch.nn.functional as F
 from torch import nn
 
@@ -492,7 +494,7 @@ def conv3x3_nearest_up(seg: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
             for d in range(3):
                 rows[r_offs[d] + r_lo, d] = 1.0
                 cols[c_offs[d] + c_lo, d] = 1.0
-            with torch.autocast(weight.device.type, enabled=False):  # sums of taps in the weight's precision
+            with autocast_off(weight.device.type):  # sums of taps in the weight's precision
                 k = torch.einsum("ra,oiab,cb->oirc", rows, weight, cols)  # (Cout, Cin, len(rows), len(cols))
             x = padded[:, :, 1 - r_lo : 1 + h + r_hi, 1 - c_lo : 1 + w + c_hi]
             y = F.conv2d(x, k, bias)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..devices import host_float64
+from ..devices import autocast_off, host_float64
 from .blocks import Hourglass, VolumeOps, grid_sample_3d, kp2gaussian, make_coordinate_grid, volume_ops
 
 __all__ = ["LARGE_KERNEL_MODES", "DenseMotionConfig", "DenseMotionNetwork", "large_kernel_convs_fft"]
@@ -108,7 +108,7 @@ class DenseMotionNetwork(nn.Module):
         else:
             mask_logits = self.mask(prediction)
             occlusion_logits = self.occlusion(prediction.reshape(bs, -1, h, w))
-        with torch.autocast(feature.device.type, enabled=False):
+        with autocast_off(feature.device.type):
             mask = F.softmax(mask_logits.float(), dim=1).view(bs, k1, d * h * w)  # (B, K+1, DHW)
             # sum_k mask_k * (grid + delta_k) with delta_0 = 0: grid * sum(mask) + mask^T delta (no (K+1, 3) volume)
             delta = torch.cat([kp_source.new_zeros(bs, 1, 3), kp_source - kp_driving], dim=1)  # (B, K+1, 3)
@@ -183,7 +183,7 @@ def large_kernel_convs_fft(
         raise ValueError(f"fft_size {n} must be >= tile + k - 1 = {tile + k - 1}")
     p = k // 2
     wr = n // 2 + 1
-    with torch.autocast(x.device.type, enabled=False):
+    with autocast_off(x.device.type):
         x = x.float()
         nty, ntx = -(-h // tile), -(-w // tile)
         nt = nty * ntx

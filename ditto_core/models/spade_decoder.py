@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from ..devices import autocast_available, autocast_off
 import torch.nn.functional as F
 from torch import nn
 
@@ -60,13 +62,13 @@ class SPADEDecoder(nn.Module):
         if feature.ndim != 4 or feature.shape[1] != self.input_channels:
             raise ValueError(f"feature must be (B, {self.input_channels}, H, W), got {tuple(feature.shape)}")
         seg = feature
-        if torch.is_autocast_enabled(feature.device.type):
+        if autocast_available(feature.device.type) and torch.is_autocast_enabled(feature.device.type):
             # every SPADE conv would cast it: cast once (same values)
             seg = seg.to(torch.get_autocast_dtype(feature.device.type))
         # fc starts the residual stream of the middle blocks; rounded to half precision, its large channel means
         # turn into large errors after their instance norms (bf16: 1.1e-2 -> 6e-3 relative L2 of the image). It runs
         # in float32 under autocast (10 of ~870 GFLOP), which keeps that stream float32 up to up_0.
-        with torch.autocast(feature.device.type, enabled=False):
+        with autocast_off(feature.device.type):
             x = self.fc(feature.float())
         middle = (self.G_middle_0, self.G_middle_1, self.G_middle_2, self.G_middle_3, self.G_middle_4, self.G_middle_5)
         for block in middle:

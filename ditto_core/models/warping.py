@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
+from ..devices import autocast_off
 from torch import nn
 
 from .blocks import GRID_SAMPLE_MODES, SameBlock2d, grid_sample_3d, volume_ops
@@ -72,6 +74,6 @@ class WarpingNetwork(nn.Module):
         bs, ch, d, h, w = out.shape
         # The output convs (11 of the warp's ~350 GFLOP) stay float32 under autocast: in bf16 they made 90% of the
         # warp's error (4e-3 -> 3e-4 relative L2), which the decoder amplifies.
-        with torch.autocast(out.device.type, enabled=False):
+        with autocast_off(out.device.type):
             out = self.fourth(self.third(out.float().view(bs, ch * d, h, w)))
             return out * occlusion.float()

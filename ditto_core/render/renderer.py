@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -37,6 +38,7 @@ from torch import nn
 from ..models.blocks import GRID_SAMPLE_MODES, volume_ops
 from ..models.dense_motion import LARGE_KERNEL_MODES
 from .._util import CancelFn, check_cancel
+from ..devices import autocast_available, fp32_exact
 
 __all__ = [
     "BACKENDS",
@@ -63,14 +65,24 @@ _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def autocast_context(device: torch.device | str, precision: str, cache_enabled: bool = True):
-    """Autocast for ``precision`` (fp32 -> no autocast) on ``device``."""
+    """Autocast for ``precision`` on ``device``. fp32: no autocast, and no TF32 on CUDA (fp32 means fp32,
+    :func:`~ditto_core.devices.fp32_exact`). fp16/bf16 where this PyTorch has no autocast for the device (MPS before
+    PyTorch 2.5): fp32, with one warning."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dev = torch.device(device)
     if precision == "fp32":
+        return fp32_exact(dev)
+    if not autocast_available(dev.type):
+        _warn_no_autocast(dev.type, precision)
         return nullcontext()
-    return torch.autocast(
-        device_type=torch.device(device).type, dtype=_AUTOCAST[precision], cache_enabled=cache_enabled
-    )
+    return torch.autocast(device_type=dev.type, dtype=_AUTOCAST[precision], cache_enabled=cache_enabled)
+
+
+@functools.cache
+def _warn_no_autocast(device_type: str, precision: str) -> None:
+    log.warning("ditto: this PyTorch (%s) has no autocast on %s: %s runs as fp32 (MPS autocast needs PyTorch 2.5)",
+                torch.__version__, device_type, precision)
 
 
 @dataclass
@@ -121,22 +133,27 @@ class CudaGraphCall:
 
     def __init__(self, fn: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...], warmup: int = 2):
         device = args[0].device
+        self.device = device
         self.static = tuple(a.clone() for a in args)
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(warmup):
-                fn(*self.static)
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.out = fn(*self.static)
+        # on the inputs' device (cuda:1 while the current device is 0): torch.cuda.graph captures on the current
+        # device's stream, which would record nothing of this device's work
+        with torch.cuda.device(device):
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                for _ in range(warmup):
+                    fn(*self.static)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.out = fn(*self.static)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        for buf, a in zip(self.static, args):
-            buf.copy_(a)
-        self.graph.replay()
-        return self.out.clone()
+        with torch.cuda.device(self.device):
+            for buf, a in zip(self.static, args):
+                buf.copy_(a)
+            self.graph.replay()
+            return self.out.clone()
 
 
 class Renderer:
