@@ -6,6 +6,7 @@ Commands:
   download DIR        fetch the missing official files from the hub into DIR
   export-onnx         the renderer's networks as ONNX (for TensorRT)
   serve               the live server (web page, WebSocket, WebRTC)
+  batch JOBS          many clips from a job file (JSON Lines or CSV), models loaded once (see ``batch --help``)
 
 Each command is one ``_add_<name>(subparsers)`` function that registers its parser and
 sets ``func`` to a ``_run_<name>(args) -> int``; add new commands to ``_COMMANDS``.
@@ -22,36 +23,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .cli_options import GENERATE_FLAGS, add_generate_arguments, driving_options, job_options
 from .errors import DittoError, InputError
-from .layout import DEFAULT_MODELS_ENV, default_models_dir
-from .render.compositor import OUTPUTS
-from .render.renderer import BACKENDS, PRECISIONS
+from .layout import default_models_dir
 from .validate import check_output_path, renamed
 from .video import VIDEO_SUFFIXES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .runtime.driving import DrivingOptions
-    from .runtime.options import JobOptions
 
 #: errors reported as ``ditto: error: <message>`` with exit code 2: every refusal of the library (bad input files, no
 #: face, bad audio, models, settings) and argument values the options refuse
 USER_ERRORS: tuple[type[BaseException], ...] = (DittoError, ValueError)
-
-#: the library's name of each setting -> ``generate``'s flag (errors name the flag)
-GENERATE_FLAGS: dict[str, str] = {
-    **{f"ClipControls.{k}": f"--{k}" for k in ("mouth", "head", "pitch", "yaw", "roll")},
-    "ClipControls.blink_interval": "--blink", "ClipControls.fade_in": "--fade-in", "ClipControls.fade_out": "--fade-out",
-    **{f"SamplingOptions.{k}": f"--{k}" for k in ("emotion", "steps", "overlap", "seed", "guidance")},
-    "SourceOptions.crop_scale": "--crop-scale", "SourceOptions.face_index": "--face-index",
-    "out_path": "--out", "source": "--source", "audio": "--audio", "drive": "--drive",
-    "DrivingOptions.parts": "--drive-parts", "DrivingOptions.mode": "--drive-mode",
-    "DrivingOptions.smoothing": "--drive-smoothing", "DrivingOptions.max_frames": "--drive-max-frames",
-    "length": "--drive-length",
-    "RenderOptions.batch_size": "--batch-size", "RenderOptions.output": "--output", "RenderOptions.backend": "--renderer",
-}
-
 
 
 class _StageBars:
@@ -78,41 +59,6 @@ class _StageBars:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
-
-
-def job_options(args: argparse.Namespace) -> "JobOptions":
-    """The one :class:`~ditto_core.runtime.JobOptions` of ``generate``'s arguments, for the offline job and ``--stream``
-    alike (errors name the flag)."""
-    from .motion.controls import ClipControls
-    from .runtime.options import (
-        JobOptions,
-        RenderOptions,
-        SamplingOptions,
-        SourceOptions,
-    )
-
-    with renamed(GENERATE_FLAGS):
-        return JobOptions(
-            source=SourceOptions(crop_scale=args.crop_scale, face_index=args.face_index),
-            sampling=SamplingOptions(emotion=args.emotion, steps=args.steps, overlap=args.overlap, seed=args.seed,
-                                     guidance=args.guidance),
-            clip=ClipControls(mouth=args.mouth, head=args.head, pitch=args.pitch, yaw=args.yaw, roll=args.roll,
-                              blink_interval=args.blink, drive_eye=False if args.no_drive_eye else None,
-                              fade_in=args.fade_in, fade_out=args.fade_out),
-            render=RenderOptions(output=args.output, batch_size=args.batch_size, backend=args.renderer),
-        )
-
-
-def driving_options(args: argparse.Namespace) -> "DrivingOptions":
-    """The :class:`~ditto_core.runtime.DrivingOptions` of ``generate --drive`` (errors name the flag). Parts default
-    to head pose and eyes from the video with ``--audio`` (lips from the speech), else everything the video moves."""
-    from .motion.parts import DRIVING_PARTS
-    from .runtime.driving import DrivingOptions
-
-    parts = args.drive_parts or ("head_pose,eyes" if args.audio else ",".join(DRIVING_PARTS))
-    with renamed(GENERATE_FLAGS):
-        return DrivingOptions(parts=parts, mode=args.drive_mode, smoothing=args.drive_smoothing,
-                              face_index=args.face_index, max_frames=args.drive_max_frames)
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -162,61 +108,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         "AUDIO and write an H.264 mp4 at 25 fps with the audio muxed in. Defaults are the official ones "
         "(the release's config, part of the default download).",
     )
-    p.add_argument("--source", required=True, help="portrait image (jpg, png, ...) or a video of one face")
-    p.add_argument("--audio", help="speech (wav, mp3, flac, m4a, ...; any rate >= 8 kHz); required unless --drive")
-    p.add_argument("--out", required=True, help="output .mp4 (written only when complete)")
-    p.add_argument("--models", help=f"models folder (official release layout or flat; default ${DEFAULT_MODELS_ENV} "
-                   "or ~/.cache/ditto/ditto-talkinghead)")
-    p.add_argument("--no-download", action="store_true", help="never download; fail listing the missing files")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cuda, cuda:N, cpu or mps")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="renderer precision (fp16 is the official GPU setting; the DiT always runs fp32)")
-    p.add_argument("--emotion", help="Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise, Contempt, an index 0-7, "
-                   "or a mix like 'Happy:0.7,Neutral:0.3' (default Neutral)")
-    p.add_argument("--steps", type=int, help="DDIM sampling steps (default 50; 10 with --stream)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same motion")
-    p.add_argument("--overlap", type=int, help="frames shared by consecutive 80-frame DiT windows (default 10; 70 with "
-                   "--stream)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight of the DiT (default 2)")
-    p.add_argument("--crop-scale", type=float, help="face crop size relative to the face (default 2.3)")
-    p.add_argument("--face-index", type=int, default=0, help="which face when there are several (0 = largest)")
-    p.add_argument("--mouth", type=float, default=1.0, help="mouth motion amplitude (1 = as generated)")
-    p.add_argument("--head", type=float, default=1.0, help="head motion amplitude (1 = as generated, 0 = still)")
-    p.add_argument("--pitch", type=float, default=0.0, help="head pitch offset in degrees (nod)")
-    p.add_argument("--yaw", type=float, default=0.0, help="head yaw offset in degrees (turn)")
-    p.add_argument("--roll", type=float, default=0.0, help="head roll offset in degrees (tilt)")
-    p.add_argument("--blink", type=int, help="frames between blinks, 0 = no blinks (default: the release's "
-                   "blink template at random 60-100 frame gaps)")
-    p.add_argument("--no-drive-eye", action="store_true", help="keep the source's eyes instead of driving them")
-    p.add_argument("--fade-in", type=int, default=0, help="frames to fade in from the source expression")
-    p.add_argument("--fade-out", type=int, default=0, help="frames to fade out to the source expression")
-    p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
-    p.add_argument("--output", default="full", choices=OUTPUTS,
-                   help="full: the face pasted back into the source frame (official); crop: the 512x512 face crop")
-    p.add_argument("--renderer", default="pytorch", choices=BACKENDS,
-                   help="renderer backend; tensorrt needs an NVIDIA GPU and the tensorrt package (engines are built "
-                   "on first use and cached beside the models), else the PyTorch renderer is used with a warning")
-    p.add_argument("--stream", action="store_true",
-                   help="streaming generation (official online mode: overlap 70, 10 steps unless set): audio fed in "
-                   "chunks, frames written as they come out, every other flag as without it; prints first-frame "
-                   "latency and sustained fps")
-    g = p.add_argument_group("driving video", "motion from a video of a face (LivePortrait's motion space)")
-    g.add_argument("--drive", metavar="VIDEO", help="driving video (any frame rate): its head and face motion drive "
-                   "the source; with --audio, the parts of --drive-parts come from it and the lips from the speech; "
-                   "without, the video's own sound track is used (or none)")
-    g.add_argument("--drive-parts", help="what the driving video drives, comma-separated from head_pose, "
-                   "translation, eyes, brows, lips, expression (default head_pose,eyes with --audio, else "
-                   "head_pose,translation,expression)")
-    g.add_argument("--drive-mode", default="relative", choices=("relative", "absolute"),
-                   help="relative: the change since the video's first frame moves the source (keeps its proportions; "
-                   "default); absolute: the driving face's pose and expression replace the source's (not with --audio)")
-    g.add_argument("--drive-smoothing", type=int, default=1, help="moving average over this many video frames "
-                   "(1 = none)")
-    g.add_argument("--drive-length", default="hold", choices=("loop", "ping_pong", "hold"),
-                   help="with --audio, a video shorter than the speech: loop it, play it back and forth, or hold its "
-                   "last frame (a longer one is cut)")
-    g.add_argument("--drive-max-frames", type=int, default=-1, help="read at most this many video frames (-1 = all)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_generate_arguments(p)
     p.set_defaults(func=_run_generate)
 
 
@@ -291,8 +183,14 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     add_serve_command(subparsers)
 
 
+def _add_batch(subparsers: argparse._SubParsersAction) -> None:
+    from .batch.cli import add_batch_command
+
+    add_batch_command(subparsers)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_generate, _add_convert, _add_download, _add_export,
-                                                                   _add_serve]
+                                                                   _add_serve, _add_batch]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -299,3 +299,87 @@ def test_node_memory_script(synthetic_kit, tmp_path):
             assert r["file_mib"] > 0
     assert set(res["ratios"]) == {"video", "frames"}
     assert "Render Video: peak RSS 0.12 s / 0.04 s" in proc.stdout and "target <= 1.2x" in proc.stdout
+
+
+
+# ----------------------------------------------------------------------------------------- batch_speed.py
+
+
+def test_batch_speed_script(synthetic_models, tmp_path, monkeypatch):
+    """batch_speed.py: two jobs on one portrait, as separate generate runs and as one batch (stand-in renderer, 1 DiT
+    step, 1-frame clips): the commands, the table, the JSON, the same frames, the portrait registered once. The
+    commands run in this process (each would be a fresh Python loading the models: tens of seconds here) with the
+    session's loaded kit; the script's own process handling is one ``subprocess.run``."""
+    import time
+
+    from ditto_core.batch import ray_runner
+    from ditto_core.runtime import DittoModels
+
+    bs = load_bench_script("batch_speed")
+    # what the child mode patches is put back after the test
+    monkeypatch.setattr(DittoModels, "new_renderer", DittoModels.new_renderer)
+    monkeypatch.setattr(ray_runner, "run_batch_ray", ray_runner.run_batch_ray)
+    monkeypatch.setattr(DittoModels, "load", lambda *a, **k: synthetic_models)
+    commands = []
+
+    def run_here(cmd, what):
+        commands.append(cmd)
+        assert cmd[:5] == [sys.executable, str(BENCH_DIR / "batch_speed.py"), "--child", "standin", "--"], cmd
+        t0, c0 = time.perf_counter(), time.process_time()
+        assert bs.main(cmd[2:]) == 0, what
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    monkeypatch.setattr(bs, "_run", run_here)
+    args = bs.parse_args(["--models", str(tmp_path), "--renderer", "standin", "--jobs", "2", "--seconds", "0.04",
+                          "--size", "256", "--steps", "1"])
+    res = json.loads(json.dumps(bs.run_all(args)))
+    assert [c[5] for c in commands] == ["generate", "generate", "batch"]
+    assert "--steps" in commands[0] and commands[2][9:11] == ["--models", str(tmp_path)]
+    assert res["schema"] == "ditto-bench-batch/1" and res["inputs"]["jobs"] == 2
+    separate, batch = res["rows"]
+    assert (separate["name"], separate["processes"], batch["name"], batch["processes"]) == ("separate", 2, "batch", 1)
+    assert separate["frames"] == batch["frames"] == 2 and len(separate["job_walls_s"]) == 2
+    assert batch["sources"] == {"registered": 1, "reused": 1} and len(batch["job_seconds"]) == 2
+    assert is_pos(separate["wall_s"]) and is_pos(batch["wall_s"]) and separate["ratio"] == 1.0
+    assert batch["ratio"] == pytest.approx(separate["wall_s"] / batch["wall_s"])
+    assert is_pos(batch["cpu_s"]) and batch["cpu_ratio"] == pytest.approx(separate["cpu_s"] / batch["cpu_s"])
+    text = bs.format_result(res)
+    table = table_rows(text)
+    assert table[0] == list(bs.HEADERS) == ["runner", "processes", "jobs", "frames", "wall s", "wall s/job",
+                                            "wall: separate / this", "CPU s", "CPU: separate / this"]
+    assert [r[0] for r in table[1:]] == ["separate `generate` processes", "`batch` (in-process)"]
+    assert table[2][6] == f"{batch['ratio']:.2f}x" and table[2][8] == f"{batch['cpu_ratio']:.2f}x"
+    assert "sources registered 1, reused 1" in text
+    for bad in (["--jobs", "0"], ["--seconds", "0"], ["--steps", "0"], ["--models", str(tmp_path / "none")],
+                ["--precision", "fp8"]):
+        with pytest.raises(SystemExit):
+            bs.parse_args(bad)
+
+
+# --------------------------------------------------------------------------------------- source_memory.py
+
+
+def test_source_memory_script(synthetic_kit, tmp_path):
+    """source_memory.py: a 2- and a 4-frame video source registered through the runtime, the same 6 frames rendered
+    from each (batch 2, the source read ping-pong): Source.f_s on the host, 2 volumes per render call whatever the
+    source's length."""
+    out = tmp_path / "source.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "source_memory.py"), "--models", str(synthetic_kit), "--source-frames", "2",
+         "4", "--frames", "6", "--size", "256", "--batch-size", "2", "--json", str(out)],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["schema"] == "ditto-bench-source-memory/1"
+    vol = 32 * 16 * 64 * 64 * 4 / 2**20  # MiB per source frame
+    assert [(r["source_frames"], r["frames"], r["calls"]) for r in res["runs"]] == [(2, 6, 3), (4, 6, 3)]
+    for r in res["runs"]:
+        assert r["f_s_device"] == "cpu" and not r["f_s_pinned"] and r["f_s_mib"] == pytest.approx(r["source_frames"] * vol)
+        assert r["call_devices"] == ["cpu"] and r["cuda_peak_render_mib"] is None
+        assert r["max_rows_per_call"] == 2 and r["peak_call_mib"] == pytest.approx(2 * vol)
+        assert is_pos(r["register_s"]) and is_pos(r["render_s"])
+    assert res["ratio"] == pytest.approx(1.0) and res["ok"] is True
+    table = table_rows(proc.stdout)
+    assert table[0][:2] == ["source frames", "Source.f_s MiB"] and [r[0] for r in table[1:]] == ["2", "4"]
+    assert "device-resident volumes 4 / 2 source frames = 1.00x (target <= 1.1x: OK)" in proc.stdout
