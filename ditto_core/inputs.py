@@ -455,7 +455,8 @@ def _decode_video(p: Path, max_frames: int, what: str) -> tuple[np.ndarray, np.n
                 if total > MAX_VIDEO_PIXELS:
                     raise _video_budget_error(p, fw, fh, len(frames) + 1, False, what)
                 frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(None if frame.time is None else float(frame.time))
+                stamp = getattr(frame, "time", None)  # None: no usable timestamp (then the stream's rate)
+                times.append(None if stamp is None else float(stamp))
                 if 0 < max_frames <= len(frames):
                     break
     except SourceReadError:
