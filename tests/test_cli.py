@@ -28,6 +28,10 @@ def test_every_flag_reaches_the_job_options():
     assert job.clip == ClipControls(mouth=0.5, head=1.5, pitch=2.0, yaw=-3.0, roll=4.0, blink_interval=0,
                                     drive_eye=False, fade_in=3, fade_out=6)
     assert job.render == RenderOptions(output="crop", batch_size=2, backend="tensorrt")
+    fast = _job("--cuda-graphs", "--compile", "--channels-last")  # the GPU speed options reach the renderer's config
+    assert fast.render == RenderOptions(backend="pytorch", cuda_graphs=True, compile=True, channels_last=True)
+    cfg = fast.render.renderer_config("fp16")
+    assert cfg.cuda_graphs and cfg.compile and cfg.channels_last and cfg.precision == "fp16"
 
 
 def test_defaults_leave_the_release_settings():
