@@ -218,3 +218,24 @@ def face_image(h: int = 320, w: int = 288) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.stack([120 + 60 * np.sin(xx / 17), 110 + 50 * np.cos(yy / 23), 140 + 40 * np.sin((xx + yy) / 31)], -1)
     return img.clip(1, 255).astype(np.uint8)
+
+
+def write_vfr_video(path, frames: np.ndarray, pts_ms) -> Path:
+    """An MPEG-4 video whose frames are stamped at ``pts_ms`` (milliseconds; a variable frame rate); returns the
+    path. ``frames``: (N, H, W, 3) uint8 RGB."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("mpeg4", rate=25)
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        st.codec_context.time_base = Fraction(1, 1000)
+        for img, t in zip(frames, pts_ms):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            f.pts, f.time_base = int(t), Fraction(1, 1000)
+            for pkt in st.encode(f):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+    return Path(path)

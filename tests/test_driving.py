@@ -8,14 +8,13 @@ test_mix.py. Renders are a few frames: the renderer takes seconds per 512x512 fr
 from __future__ import annotations
 
 import logging
-from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import face_image, write_wav
+from conftest import face_image, write_vfr_video, write_wav
 from ditto_core.__main__ import main
 from ditto_core.face import NoFaceError
 from ditto_core.inputs import SourceReadError, read_video_timed
@@ -118,19 +117,7 @@ def test_variable_frame_rate_file_keeps_its_timestamps(synthetic_models, tmp_pat
     import av
 
     stamps_ms = [0, 30, 50, 100, 130, 200, 210, 300]
-    path = tmp_path / "vfr.mkv"
-    frames = _frames(len(stamps_ms), 160, 160)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=1000)
-        stream.width, stream.height, stream.pix_fmt = 160, 160, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        for ms, f in zip(stamps_ms, frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts, vf.time_base = ms, Fraction(1, 1000)
-            for packet in stream.encode(vf):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = write_vfr_video(tmp_path / "vfr.mkv", _frames(len(stamps_ms), 160, 160), stamps_ms)
     got, times = read_video_timed(path)
     assert got.shape == (8, 160, 160, 3)
     np.testing.assert_allclose(times, np.array(stamps_ms) / 1000, atol=1e-6)

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from comfy_stubs import InterruptProcessingException, stubbed_pack
-from conftest import standin_renderer
+from conftest import standin_renderer, write_vfr_video
 from make_workflows import DRIVING, MIXED
 from workflow_tools import API_DIR
 
@@ -517,22 +517,7 @@ def _write_video(path: Path, frames: np.ndarray, pts_ms: list[int] | None = None
         with VideoWriter(path, fps=fps, preset="ultrafast") as v:
             v.write(frames)
         return path
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), "w") as c:
-        st = c.add_stream("mpeg4", rate=25)
-        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        st.codec_context.time_base = Fraction(1, 1000)
-        for img, t in zip(frames, pts_ms):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1000)
-            for pkt in st.encode(f):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
-    return path
+    return write_vfr_video(path, frames, pts_ms)
 
 
 @pytest.fixture(scope="module")
