@@ -36,7 +36,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (REPO_ROOT, describe_environment, ensure_repo_on_path, fmt_num, format_table, load_average,
-                    machine_info, now_iso, versions)
+                    machine_info, median, now_iso, versions)
 
 ensure_repo_on_path()
 
@@ -156,42 +156,53 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         jobs_file.write_text("".join(json.dumps({"source": str(portrait), "audio": str(c), "seed": 0,
                                                  **({} if args.steps is None else {"steps": args.steps}),
                                                  "out": f"clip_{i}.mp4"}) + "\n" for i, c in enumerate(clips)))
-        rows = []
-
-        sep_dir = tmp / "separate"
-        sep_dir.mkdir()
-        walls, cpus = [], []
-        for i, clip in enumerate(clips):
-            print(f"[batch_speed] separate generate {i + 1}/{len(clips)}", file=sys.stderr, flush=True)
-            wall, cpu = _run(_command(args, ["generate", "--source", str(portrait), "--audio", str(clip), "--out",
-                                             str(sep_dir / f"clip_{i}.mp4"), *run_flags, *job_flags]),
-                             f"generate job {i}")
-            walls.append(wall)
-            cpus.append(cpu)
-        frames = [probe_video(sep_dir / f"clip_{i}.mp4")["frames"] for i in range(len(clips))]
-        rows.append({"name": "separate", "runner": "separate `generate` processes", "processes": len(clips),
-                     "jobs": len(clips), "frames": sum(frames), "wall_s": sum(walls), "job_walls_s": walls,
-                     "cpu_s": None if None in cpus else sum(cpus)})
-
         variants = [("batch", "`batch` (in-process)", [])]
         if args.ray:
             variants.append(("batch_ray", f"`batch --ray` (local, {args.workers} worker(s))",
                              ["--ray", "--workers", str(args.workers)]
                              + ([] if args.cpus_per_worker is None else ["--cpus-per-worker",
                                                                          str(args.cpus_per_worker)])))
-        for name, label, extra in variants:
-            out = tmp / name
-            print(f"[batch_speed] {label}", file=sys.stderr, flush=True)
-            wall, cpu = _run(_command(args, ["batch", str(jobs_file), "--out", str(out), *run_flags, *extra]), label)
-            if extra:
-                cpu = None  # the Ray workers are not this process's children: their CPU time is not counted
-            summary = json.loads((out / "summary.json").read_text())
-            got = [j["frames"] for j in summary["jobs"]]
-            if got != frames or summary["counts"]["ok"] != len(clips):
-                raise SystemExit(f"{label}: frames {got} (separate runs: {frames}), counts {summary['counts']}")
-            rows.append({"name": name, "runner": label, "processes": 1, "jobs": len(clips), "frames": sum(got),
-                         "wall_s": wall, "cpu_s": cpu, "job_seconds": [j["seconds"] for j in summary["jobs"]],
-                         "sources": summary["sources"]})
+        samples: dict[str, list[dict[str, Any]]] = {"separate": [], **{name: [] for name, _, _ in variants}}
+        frames: list[int] = []
+        for rep in range(args.repeats):  # the runners alternate: a load burst on a shared machine hits one sample
+            sep_dir = tmp / f"separate_{rep}"
+            sep_dir.mkdir()
+            walls, cpus = [], []
+            for i, clip in enumerate(clips):
+                print(f"[batch_speed] repeat {rep + 1}/{args.repeats}: separate generate {i + 1}/{len(clips)}",
+                      file=sys.stderr, flush=True)
+                wall, cpu = _run(_command(args, ["generate", "--source", str(portrait), "--audio", str(clip), "--out",
+                                                 str(sep_dir / f"clip_{i}.mp4"), *run_flags, *job_flags]),
+                                 f"generate job {i}")
+                walls.append(wall)
+                cpus.append(cpu)
+            frames = [probe_video(sep_dir / f"clip_{i}.mp4")["frames"] for i in range(len(clips))]
+            samples["separate"].append({"wall_s": sum(walls), "cpu_s": None if None in cpus else sum(cpus),
+                                        "job_walls_s": walls})
+            for name, label, extra in variants:
+                out = tmp / f"{name}_{rep}"
+                print(f"[batch_speed] repeat {rep + 1}/{args.repeats}: {label}", file=sys.stderr, flush=True)
+                wall, cpu = _run(_command(args, ["batch", str(jobs_file), "--out", str(out), *run_flags, *extra]),
+                                 label)
+                if extra:
+                    cpu = None  # the Ray workers are not this process's children: their CPU time is not counted
+                summary = json.loads((out / "summary.json").read_text())
+                got = [j["frames"] for j in summary["jobs"]]
+                if got != frames or summary["counts"]["ok"] != len(clips):
+                    raise SystemExit(f"{label}: frames {got} (separate runs: {frames}), counts {summary['counts']}")
+                samples[name].append({"wall_s": wall, "cpu_s": cpu, "sources": summary["sources"],
+                                      "job_seconds": [j["seconds"] for j in summary["jobs"]]})
+        labels = {"separate": "separate `generate` processes", **{name: label for name, label, _ in variants}}
+        rows = []
+        for name, runs in samples.items():
+            wall = median([r["wall_s"] for r in runs])
+            cpus = [r["cpu_s"] for r in runs]
+            typical = min(runs, key=lambda r: abs(r["wall_s"] - wall))  # the per-job figures of the median run
+            row = {"name": name, "runner": labels[name], "processes": len(clips) if name == "separate" else 1,
+                   "jobs": len(clips), "frames": sum(frames), "wall_s": wall,
+                   "cpu_s": None if None in cpus else median(cpus), "samples": runs}
+            row.update({k: v for k, v in typical.items() if k not in ("wall_s", "cpu_s")})
+            rows.append(row)
     separate, separate_cpu = rows[0]["wall_s"], rows[0]["cpu_s"]
     for r in rows:
         r["ratio"] = separate / r["wall_s"]
@@ -207,7 +218,8 @@ def format_result(result: dict[str, Any]) -> str:
     head = [f"ditto batch vs separate generate processes, {result['date']}",
             describe_environment(result["machine"], result["versions"], result.get("load_average_end")),
             f"{o['jobs']} jobs of {o['seconds']:g} s speech sharing one {o['size']}px portrait; device {o['device']}, "
-            f"{o['precision']}, batch {o['batch_size']}, DiT steps {o['steps'] or 'release'}, renderer {o['renderer']}",
+            f"{o['precision']}, batch {o['batch_size']}, DiT steps {o['steps'] or 'release'}, renderer {o['renderer']}; "
+            f"median of {o['repeats']} run(s) each, the runners alternating",
             ""]
     rows = [(r["runner"], str(r["processes"]), str(r["jobs"]), str(r["frames"]), fmt_num(r["wall_s"]),
              fmt_num(r["wall_s"] / r["jobs"]), f"{r['ratio']:.2f}x", fmt_num(r["cpu_s"]),
@@ -220,8 +232,12 @@ def format_result(result: dict[str, Any]) -> str:
                      f"the rest of its wall time is start-up and model loading)")
     sep = result["rows"][0]["job_walls_s"]
     lines.append(f"separate: per process {', '.join(fmt_num(s) for s in sep)} s")
+    if o["repeats"] > 1:
+        lines.append("wall s of each run: " + "; ".join(
+            f"{r['name']} " + ", ".join(fmt_num(x["wall_s"]) for x in r["samples"]) for r in result["rows"]))
     lines.append("CPU s: user + system time of the process(es) (not of Ray's workers); on a machine shared with other "
-                 "work the wall clock also counts their time, the CPU time much less so")
+                 "work the wall clock also counts the others' time, the CPU time less so (threads waiting for a busy "
+                 "CPU still add some)")
     return "\n".join(head) + format_table(HEADERS, rows) + "\n" + "\n".join(lines)
 
 
@@ -237,12 +253,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=4, help="frames per render call (default 4)")
     ap.add_argument("--renderer", default="real", choices=("real", "standin"),
                     help="real: the models' renderer; standin: warp + decode replaced (see the module doc)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each runner, alternating; the median is reported "
+                    "(default 1)")
     ap.add_argument("--ray", action="store_true", help="also time batch --ray on a local Ray instance")
     ap.add_argument("--workers", type=int, default=1, help="Ray workers with --ray (default 1)")
     ap.add_argument("--cpus-per-worker", type=int, help="CPUs per Ray worker with --ray (default: batch's)")
     ap.add_argument("--json", help="also write the result here")
     a = ap.parse_args(argv)
-    for name in ("jobs", "size", "batch_size", "workers"):
+    for name in ("jobs", "size", "batch_size", "workers", "repeats"):
         if getattr(a, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
     if a.seconds <= 0 or (a.steps is not None and a.steps < 1):

@@ -245,18 +245,24 @@ def test_jobs_take_generates_values_and_the_run_settings(inputs, tmp_path):
         {"source": str(inputs / "portrait.png"), "drive": str(inputs / "drive.mp4"), "drive_parts": "brows,eyes",
          "drive_smoothing": 3, "drive_length": "loop", "drive_max_frames": 10},
     ])
-    one, two = read_jobs(jobs, tmp_path / "out", RunSettings(batch_size=2, renderer="tensorrt"))
+    one, two = read_jobs(jobs, tmp_path / "out", RunSettings(batch_size=2, renderer="tensorrt", channels_last=True))
     o = one.options
     assert (o.sampling.steps, o.sampling.seed, o.sampling.emotion.label) == (12, 7, "Happy:0.7,Sad:0.3")
     assert (o.source.crop_scale, o.source.face_index, o.clip.mouth, o.clip.drive_eye, o.clip.fade_in) == (
         2.0, 1, 0.5, False, 3)
     assert (o.render.output, o.render.batch_size, o.render.backend) == ("crop", 2, "tensorrt")
+    assert o.render.channels_last and not o.render.compile and not o.render.cuda_graphs  # the run's speed options
     assert one.driving is None and one.out == "1_portrait_speech0.mp4"
     assert two.audio is None and two.out == "2_portrait_drive.mp4" and two.drive_length == "loop"
     assert set(two.driving.parts) == {"eyes", "brows"}
     assert (two.driving.smoothing, two.driving.max_frames) == (3, 10)
     with pytest.raises(ValueError, match="--batch-size must be an integer in 1..1024"):
         RunSettings(batch_size=0)
+    speed = _write_jsonl(tmp_path / "speed.jsonl", [{"source": str(inputs / "portrait.png"),
+                                                     "audio": str(inputs / "speech0.wav"), "compile": True}])
+    with pytest.raises(JobFileError, match="line 1, field \"compile\": a setting of the whole run, not of a job: "
+                                           "give batch's --compile flag"):
+        read_jobs(speed, tmp_path)
 
 
 def test_sigterm_stops_the_run_and_leaves_a_valid_summary(synthetic_kit, inputs, tmp_path, standin, loaded,

@@ -340,6 +340,7 @@ def test_batch_speed_script(synthetic_models, tmp_path, monkeypatch):
     assert (separate["name"], separate["processes"], batch["name"], batch["processes"]) == ("separate", 2, "batch", 1)
     assert separate["frames"] == batch["frames"] == 2 and len(separate["job_walls_s"]) == 2
     assert batch["sources"] == {"registered": 1, "reused": 1} and len(batch["job_seconds"]) == 2
+    assert len(separate["samples"]) == len(batch["samples"]) == 1 and batch["samples"][0]["wall_s"] == batch["wall_s"]
     assert is_pos(separate["wall_s"]) and is_pos(batch["wall_s"]) and separate["ratio"] == 1.0
     assert batch["ratio"] == pytest.approx(separate["wall_s"] / batch["wall_s"])
     assert is_pos(batch["cpu_s"]) and batch["cpu_ratio"] == pytest.approx(separate["cpu_s"] / batch["cpu_s"])
@@ -351,7 +352,7 @@ def test_batch_speed_script(synthetic_models, tmp_path, monkeypatch):
     assert table[2][6] == f"{batch['ratio']:.2f}x" and table[2][8] == f"{batch['cpu_ratio']:.2f}x"
     assert "sources registered 1, reused 1" in text
     for bad in (["--jobs", "0"], ["--seconds", "0"], ["--steps", "0"], ["--models", str(tmp_path / "none")],
-                ["--precision", "fp8"]):
+                ["--precision", "fp8"], ["--repeats", "0"]):
         with pytest.raises(SystemExit):
             bs.parse_args(bad)
 

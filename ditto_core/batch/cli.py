@@ -66,7 +66,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
         raise ValueError("--workers and --cpus-per-worker are settings of --ray")
     with renamed({"download": "--no-download"}):
         settings = RunSettings(models=args.models, device=args.device, precision=args.precision,
-                               renderer=args.renderer, batch_size=args.batch_size, download=not args.no_download)
+                               renderer=args.renderer, batch_size=args.batch_size, download=not args.no_download,
+                               cuda_graphs=args.cuda_graphs, compile=args.compile, channels_last=args.channels_last)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {args.out!r}: not a folder")

@@ -42,7 +42,7 @@ from ..video import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.driving import DrivingOptions
-    from ..runtime.options import JobOptions
+    from ..runtime.options import JobOptions, RenderOptions
 
 __all__ = [
     "JOB_FIELDS",
@@ -56,7 +56,8 @@ __all__ = [
 
 #: ``generate``'s run-level settings: flags of ``batch`` (the same for every job), never job fields
 RUN_FLAGS: dict[str, str] = {"models": "--models", "no_download": "--no-download", "device": "--device",
-                             "precision": "--precision", "batch_size": "--batch-size", "renderer": "--renderer"}
+                             "precision": "--precision", "batch_size": "--batch-size", "renderer": "--renderer",
+                             "cuda_graphs": "--cuda-graphs", "compile": "--compile", "channels_last": "--channels-last"}
 #: ``generate`` flags that a batch job has no use for
 _NOT_JOB = ("help", "stream", "quiet")
 #: the fields that name input files
@@ -85,8 +86,9 @@ _FLAG_FIELDS: dict[str, str] = {flag: flag.lstrip("-").replace("-", "_") for fla
 @dataclass(frozen=True)
 class RunSettings:
     """The settings of a whole batch run (``batch``'s flags): where the models are (None: ``$DITTO_MODELS_DIR`` or
-    the default cache folder), the device, the renderer's precision, backend and batch size, and whether missing
-    model files may be downloaded. Checked on construction (errors name the ``batch`` flag)."""
+    the default cache folder), the device, the renderer's precision, backend, batch size and speed options (one
+    renderer serves every job of a worker), and whether missing model files may be downloaded. Checked on
+    construction (errors name the ``batch`` flag)."""
 
     models: str | None = None
     device: str = "auto"
@@ -94,6 +96,9 @@ class RunSettings:
     renderer: str = "pytorch"
     batch_size: int = 4
     download: bool = True
+    cuda_graphs: bool = False
+    compile: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.models is not None:
@@ -104,6 +109,8 @@ class RunSettings:
         check_choice("--renderer", self.renderer, BACKENDS)
         object.__setattr__(self, "batch_size", check_int("--batch-size", self.batch_size, 1, 1024))
         object.__setattr__(self, "download", check_bool("download", self.download))
+        for name in ("cuda_graphs", "compile", "channels_last"):
+            object.__setattr__(self, name, check_bool(RUN_FLAGS[name], getattr(self, name)))
 
     def models_dir(self) -> Path:
         from ..layout import default_models_dir
@@ -113,7 +120,15 @@ class RunSettings:
     def namespace_values(self) -> dict[str, Any]:
         """The run-level entries of ``generate``'s namespace."""
         return {"models": self.models, "no_download": not self.download, "device": self.device,
-                "precision": self.precision, "batch_size": self.batch_size, "renderer": self.renderer}
+                "precision": self.precision, "batch_size": self.batch_size, "renderer": self.renderer,
+                "cuda_graphs": self.cuda_graphs, "compile": self.compile, "channels_last": self.channels_last}
+
+    def render_options(self) -> RenderOptions:
+        """The run's :class:`~ditto_core.runtime.RenderOptions` (a job adds only its ``output``)."""
+        from ..runtime.options import RenderOptions
+
+        return RenderOptions(batch_size=self.batch_size, backend=self.renderer, cuda_graphs=self.cuda_graphs,
+                             compile=self.compile, channels_last=self.channels_last)
 
 
 @dataclass(frozen=True)

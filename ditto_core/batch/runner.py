@@ -178,10 +178,9 @@ def load_models(settings: RunSettings, device: str | None = None, progress: bool
 
 
 def new_renderer(models: DittoModels, settings: RunSettings) -> Renderer:
-    """The one renderer of a run (every job has the run's batch size and backend), kept across its jobs."""
-    from ..runtime.options import RenderOptions
-
-    opts = RenderOptions(batch_size=settings.batch_size, backend=settings.renderer)
+    """The one renderer of a run (every job has the run's batch size, backend and speed options), kept across its
+    jobs."""
+    opts = settings.render_options()
     return models.new_renderer(backend=opts.backend, config=opts.renderer_config(models.precision))
 
 
@@ -395,7 +394,8 @@ class BatchRun:
             "updated": _now(),
             "seconds": round(time.perf_counter() - self.t0, 3),
             "settings": {"models": str(s.models_dir()), "device": s.device, "precision": s.precision,
-                         "renderer": s.renderer, "batch_size": s.batch_size, "download": s.download,
+                         "renderer": s.renderer, "batch_size": s.batch_size, "cuda_graphs": s.cuda_graphs,
+                         "compile": s.compile, "channels_last": s.channels_last, "download": s.download,
                          "force": self.force},
             "counts": {k: counts.get(k, 0) for k in ("ok", "failed", "skipped", "pending")},
             "sources": dict(self.sources),
