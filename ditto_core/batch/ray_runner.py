@@ -148,10 +148,11 @@ class BatchWorker:
         """One job: ``{"status", "error", "seconds", "frames", "fps", "data" (the output's bytes), "sources"}``."""
         import ray
 
-        context = ray.get_runtime_context()
+        # Ray's cancel flag for a running actor task (newer Ray); without it a stopped run kills the worker instead
+        is_canceled = getattr(ray.get_runtime_context(), "is_canceled", None)
 
         def cancel() -> None:
-            if context.is_canceled():
+            if is_canceled is not None and is_canceled():
                 raise JobCancelled(f"line {job.line}: stopped")
 
         tmp = tempfile.mkdtemp(prefix="ditto-batch-")
