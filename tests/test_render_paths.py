@@ -132,6 +132,26 @@ def test_probe_says_native_on_this_cpu_and_logs_once(fresh_probe, caplog):
         volume_ops("4d", "cpu")
 
 
+
+def test_probe_under_torch_compile_runs_eagerly_and_importing_skips_dynamo(fresh_probe, monkeypatch):
+    """Traced by torch.compile, "auto" still comes from the probe (run once, outside the graph: a simulated missing
+    5-D grid_sample gives the decomposed path inside the compiled function too); importing the library does not
+    import torch._dynamo (which adds ~3 s to every command start)."""
+    import subprocess
+    import sys
+
+    _mps_like(monkeypatch)
+
+    def which(x):
+        ops = volume_ops("auto", x.device)
+        return x * (2.0 if ops.grid_sample == "decomposed" else 3.0)
+
+    out = torch.compile(which, backend="eager")(torch.ones(3))
+    assert out.tolist() == [2.0, 2.0, 2.0] and fresh_probe.cache_info().currsize == 1
+    code = "import sys, ditto_core.runtime, ditto_core.render; print('torch._dynamo' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr
+
 def _mps_like(monkeypatch):
     """Simulate Apple MPS before PyTorch 2.9 on the CPU: the 5-D grid_sample and avg_pool3d raise as MPS does
     (3-D nearest upsampling left working)."""

@@ -135,12 +135,6 @@ def probe_volume_ops(device_type: str) -> VolumeOpsSupport:
     return support
 
 
-def _compiler_disable(fn):
-    disable = getattr(getattr(torch, "compiler", None), "disable", None)
-    return disable(fn) if disable is not None else fn
-
-
-@_compiler_disable  # torch.compile: resolved eagerly (the probe must not be traced into a graph)
 def volume_ops(mode: str, device: torch.device | str) -> VolumeOps:
     """The formulation of each 5-D op for ``mode`` (:data:`GRID_SAMPLE_MODES`) on ``device``."""
     if mode not in GRID_SAMPLE_MODES:
@@ -149,7 +143,12 @@ def volume_ops(mode: str, device: torch.device | str) -> VolumeOps:
         return VolumeOps.all(mode)
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return VolumeOps.all("native")  # an export keeps the 5-D ops (the ONNX graph is decomposed on its own)
-    return probe_volume_ops(torch.device(device).type).ops
+    device_type = torch.device(device).type
+    if torch.compiler.is_compiling():
+        # traced by torch.compile: the probe runs eagerly, outside the graph (disable() is applied here, not at
+        # import, because it imports torch._dynamo: ~3 s added to every process start)
+        return torch.compiler.disable(probe_volume_ops)(device_type).ops
+    return probe_volume_ops(device_type).ops
 
 
 def grid_sample_3d_decomposed(input: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
