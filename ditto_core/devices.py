@@ -26,7 +26,9 @@ __all__ = [
     "host_float64",
     "in_host_float64",
     "ort_device",
+    "own_stream",
     "resolve_device",
+    "side_stream",
     "stream_ready",
     "wait_ready",
     "worker_stream",
@@ -132,6 +134,33 @@ def wait_ready(device: torch.device, event: torch.cuda.Event | None, tensors: tu
         if t.is_cuda:
             t.record_stream(current)
 
+
+
+def own_stream(device: torch.device) -> torch.cuda.Stream | None:
+    """A new CUDA stream on ``device`` for work that should not run on the legacy default stream (which every
+    other stream synchronises with); None off CUDA."""
+    return torch.cuda.Stream(device) if device.type == "cuda" else None
+
+
+@contextmanager
+def side_stream(stream: torch.cuda.Stream | None, device: torch.device,
+                tensors: tuple[torch.Tensor, ...] = ()) -> Iterator[torch.cuda.Stream | None]:
+    """Launch work on ``stream`` (by its raw handle, as TensorRT's ``execute_async_v3`` takes it) in order with
+    ``device``'s current stream: ``stream`` first waits for what is queued there, ``tensors`` (the launch's inputs
+    and outputs) are marked as used by it, and after the block the current stream waits for ``stream``, so the
+    caller's next kernels see the results. ``stream`` None: nothing (the work runs on the current stream)."""
+    if stream is None:
+        yield None
+        return
+    current = torch.cuda.current_stream(device)
+    stream.wait_stream(current)
+    for t in tensors:
+        if t.is_cuda:
+            t.record_stream(stream)
+    try:
+        yield stream
+    finally:
+        current.wait_stream(stream)
 
 # ------------------------------------------------------------------------------------------ precision
 @functools.cache

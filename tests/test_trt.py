@@ -611,6 +611,50 @@ def test_engine_binds_inputs_and_outputs_by_name(tmp_path, no_cuda_stream):
         TensorRTEngine(tmp_path / "bad.engine", "cpu", trt)
 
 
+
+def test_engine_runs_on_its_own_stream_in_order_with_the_current_one(tmp_path, monkeypatch):
+    """On CUDA each engine gets its own stream (not the legacy default stream): the launch gets that stream's
+    handle, which first waits for the current stream; inputs and outputs are marked used by it; the current stream
+    then waits for it. Recorded with stand-ins of torch.cuda's streams (CPU tensors: nothing to record_stream)."""
+    from contextlib import nullcontext
+
+    from ditto_core import devices
+
+    calls = []
+
+    class Stream:
+        def __init__(self, name, handle):
+            self.name, self.cuda_stream = name, handle
+
+        def wait_stream(self, other):
+            calls.append(("wait", self.name, other.name))
+
+    current = Stream("current", 1)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: calls.append(("new", str(device))) or
+                        Stream("engine", 42))
+    monkeypatch.setattr(dtrt, "_cuda_device", lambda device: nullcontext())
+    assert devices.own_stream(torch.device("cpu")) is None and calls == []
+    trt = FakeTRT()
+    dec = _TinyDecoder()
+    _register(trt, dec)
+    engine = TensorRTEngine(_engine_file(tmp_path / "d.engine", ["feature"], ["output"], "dec", 2), "cpu", trt)
+    assert engine.stream is None  # off CUDA: the current stream
+    engine.stream = devices.own_stream(torch.device("cuda", 1))
+    assert calls == [("new", "cuda:1")]
+    run = FakeContext.execute_async_v3
+    monkeypatch.setattr(FakeContext, "execute_async_v3",
+                        lambda self, stream: calls.append(("launch", stream)) or run(self, stream))
+    x = torch.randn(2, 4, 4, 4)
+    (out,) = engine(feature=x).values()
+    with torch.no_grad():
+        assert torch.allclose(out, dec(x), atol=1e-6)
+    assert calls[1:] == [("wait", "engine", "current"), ("launch", 42), ("wait", "current", "engine")]
+    calls.clear()
+    engine.stream = None
+    engine(feature=x)
+    assert calls == [("launch", 1)]
+
 @pytest.mark.parametrize("warp_in_trt", [False, True])
 def test_renderer_equals_pytorch_renderer(tmp_path, no_cuda_stream, warp_in_trt):
     """Same frames as the PyTorch Renderer batch by batch (two source volumes, per-frame x_s, a last short batch),

@@ -50,6 +50,7 @@ from .renderer import (
     autocast_context,
     register_backend,
 )
+from ..devices import own_stream, side_stream
 from ..errors import DittoError
 from .._util import CancelFn, check_cancel
 
@@ -369,9 +370,11 @@ def _torch_dtype(trt: ModuleType, dtype: Any) -> torch.dtype:
 class TensorRTEngine:
     """A deserialized engine run on torch CUDA tensors: ``engine(name=tensor, ...) -> {output name: tensor}``.
 
-    Inputs are cast to the engine's types and made contiguous; outputs are new tensors on ``device``; the engine
-    runs on the current torch CUDA stream (``execute_async_v3``), so it is ordered with the torch work around it.
-    One execution context: not thread-safe.
+    Inputs are cast to the engine's types and made contiguous; outputs are new tensors on ``device``. The engine runs
+    on its own CUDA stream (``execute_async_v3`` on the legacy default stream makes TensorRT add synchronisations),
+    ordered with the torch work around it: it waits for the current stream's queued work, and the current stream
+    waits for it before the outputs are used (:func:`ditto_core.devices.side_stream`). One execution context: not
+    thread-safe.
     """
 
     def __init__(self, engine_path: str | os.PathLike[str], device: torch.device | str = "cuda",
@@ -394,6 +397,7 @@ class TensorRTEngine:
             self.context = self.engine.create_execution_context()
         if self.context is None:
             raise TensorRTError(f"{self.path.name}: could not create an execution context (out of GPU memory?)")
+        self.stream = own_stream(self.device)  # the engine's own CUDA stream (None off CUDA)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = tuple(n for n in names if self.engine.get_tensor_mode(n) == t.TensorIOMode.INPUT)
         self.outputs = tuple(n for n in names if self.engine.get_tensor_mode(n) == t.TensorIOMode.OUTPUT)
@@ -419,9 +423,10 @@ class TensorRTEngine:
                 y = torch.empty(shape, dtype=_torch_dtype(t, self.engine.get_tensor_dtype(name)), device=self.device)
                 outs[name] = y
                 self.context.set_tensor_address(name, y.data_ptr())
-            stream = torch.cuda.current_stream(self.device)
-            if not self.context.execute_async_v3(stream.cuda_stream):
-                raise TensorRTError(f"{self.path.name}: execute_async_v3 failed (see the TensorRT log)")
+            with side_stream(self.stream, self.device, (*keep, *outs.values())) as own:
+                stream = own if own is not None else torch.cuda.current_stream(self.device)
+                if not self.context.execute_async_v3(stream.cuda_stream):
+                    raise TensorRTError(f"{self.path.name}: execute_async_v3 failed (see the TensorRT log)")
         return outs
 
 
