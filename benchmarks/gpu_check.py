@@ -13,6 +13,13 @@ Rows (each with its target, and OK / MISS / n/a):
   and without CUDA graphs: ``models.new_renderer(config=RendererConfig(precision, batch, cuda_graphs=...))`` then
   the device :class:`ditto_core.render.Compositor` pasting back into the full portrait (one transfer per batch), as
   both modes render. Target: >= 250 frames/s.
+* the renderer's speed options, one row each (``--options``, default all of :data:`SPEED_OPTIONS`) at the models'
+  precision and the largest batch (``--option-batch``): ``channels_last`` (the decoder in channels-last memory
+  format), ``compile`` (``torch.compile`` of warp and decoder; the first, untimed call compiles: CUDA only, on a CPU
+  it compiles for minutes), ``tensorrt`` (the TensorRT backend: fp16 engines, grid sampling pinned to fp32, built and
+  cached under the models folder on first use, which takes minutes; skipped with the reason where TensorRT cannot
+  run). The note of each gives its speed as a ratio to the plain row of the same precision and batch, the number to
+  choose defaults from. Target: >= 250 frames/s, as the plain rows.
 * one 80-frame DiT window of 10 DDIM steps (classifier-free guidance as one batch of 2 per step), without CUDA
   graphs (``sample_window``, as the library runs it) and with them (one guided denoise step captured once with
   static inputs and replayed by ``ditto_core.sampler.ddim_sample``). Target: <= 10 ms with CUDA graphs.
@@ -95,9 +102,12 @@ LIVE_LAG_MS_TARGET = 200.0
 LIVE_SESSIONS_TARGET = 4
 
 #: the kinds of rows (``check`` in the JSON); every run has rows of each
-CHECKS = ("render", "dit", "dit_graphs", "offline_rtf", "online_latency", "online_lag", "live_latency", "live_lag")
+CHECKS = ("render", "render_option", "dit", "dit_graphs", "offline_rtf", "online_latency", "online_lag", "live_latency", "live_lag")
 ROW_KEYS = ("check", "name", "value", "unit", "target", "ok", "note", "skipped", "error", "timer", "samples_ms",
             "params")
+
+#: the renderer's speed options the check measures, each alone on the plain renderer (CUDA graphs have their own rows)
+SPEED_OPTIONS = ("channels_last", "compile", "tensorrt")
 
 LogFn = Callable[[str], None]
 
@@ -128,6 +138,8 @@ class GpuCheckOptions:
     threads: int | None = None
     salt: str = "bench"
     live_sessions: int = LIVE_SESSIONS_TARGET
+    options: tuple[str, ...] = SPEED_OPTIONS
+    option_batch: int | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
@@ -148,14 +160,24 @@ class GpuCheckOptions:
             raise ValueError(f"dit_steps and job_steps: expected 1..1000, got {self.dit_steps}, {self.job_steps}")
         if not 1 <= self.live_sessions <= 64:
             raise ValueError(f"live_sessions: expected 1..64, got {self.live_sessions}")
+        bad = [o for o in self.options if o not in SPEED_OPTIONS]
+        if bad:
+            raise ValueError(f"options: expected some of {SPEED_OPTIONS}, got {list(self.options)}")
+        if self.option_batch is not None and self.option_batch < 1:
+            raise ValueError(f"option_batch: expected a batch size >= 1, got {self.option_batch}")
         if self.models is not None and not Path(self.models).is_dir():
             raise ValueError(f"models: {self.models} is not a folder")
 
     def tiny_settings(self) -> GpuCheckOptions:
         """These options in the CPU test mode (``--tiny``): 256 px, 0.08 s (2 frames), batch 1, fp32, 1 step, 1 repeat, no
-        warm-up, one frame per render run, one live session."""
+        warm-up, one frame per render run, one live session (the speed options as given, at batch 1)."""
         return replace(self, tiny=True, size=256, seconds=0.08, batches=(1,), precisions=("fp32",), dit_steps=1,
-                       job_steps=1, warmup=0, repeats=1, render_frames=1, live_sessions=1)
+                       job_steps=1, warmup=0, repeats=1, render_frames=1, live_sessions=1, option_batch=1)
+
+    @property
+    def speed_option_batch(self) -> int:
+        """The batch size of the speed-option rows: ``option_batch``, else the largest of ``batches``."""
+        return int(self.option_batch or max(self.batches))
 
 
 # ------------------------------------------------------------------------------------------- DiT graphs
@@ -243,18 +265,30 @@ def _render_name(prec: str, batch: int, graphs: bool) -> str:
     return f"render + paste-back, {prec}, batch {batch}{', CUDA graphs' if graphs else ''}"
 
 
+_OPTION_LABELS = {"channels_last": "channels-last decoder", "compile": "torch.compile", "tensorrt": "TensorRT"}
+
+
+def _option_name(prec: str, batch: int, option: str) -> str:
+    return f"{_render_name(prec, batch, False)}, {_OPTION_LABELS[option]}"
+
+
 def _dit_name(steps: int, graphs: bool) -> str:
     return f"DiT window (80 frames, {steps} step{'' if steps == 1 else 's'}){', CUDA graphs' if graphs else ''}"
 
 
-def _plan_rows(opts: GpuCheckOptions) -> list[dict[str, Any]]:
-    """Every row, in table order, before anything ran."""
+def _plan_rows(opts: GpuCheckOptions, job_precision: str | None = None) -> list[dict[str, Any]]:
+    """Every row, in table order, before anything ran. ``job_precision``: the models' precision, that of the
+    speed-option rows (default: the first of ``opts.precisions``)."""
     rows = []
     for prec in opts.precisions:
         for b in opts.batches:
             for g in (False, True):
                 rows.append(_new_row("render", _render_name(prec, int(b), g), "frames/s",
                                      f">= {RENDER_FPS_TARGET:g}", precision=prec, batch=int(b), cuda_graphs=g))
+    prec, b = job_precision or opts.precisions[0], opts.speed_option_batch
+    for option in opts.options:
+        rows.append(_new_row("render_option", _option_name(prec, b, option), "frames/s", f">= {RENDER_FPS_TARGET:g}",
+                             precision=prec, batch=b, option=option))
     rows.append(_new_row("dit", _dit_name(opts.dit_steps, False), "ms", None, steps=opts.dit_steps, cuda_graphs=False))
     rows.append(_new_row("dit_graphs", _dit_name(opts.dit_steps, True), "ms", f"<= {DIT_MS_TARGET:g}",
                          steps=opts.dit_steps, cuda_graphs=True))
@@ -281,6 +315,14 @@ def _cuda_only(row: dict[str, Any], dev: torch.device) -> str | None:
         return f"CUDA graphs need a CUDA device (this run: {dev.type})"
     if p.get("precision") == "fp16" and dev.type == "cpu":
         return "fp16 autocast is a CUDA setting (emulated, not measured, on the CPU)"
+    if p.get("option") == "compile" and dev.type != "cuda":
+        return f"torch.compile is measured on CUDA only (this run: {dev.type}, where it compiles for minutes)"
+    if p.get("option") == "tensorrt":
+        from ditto_core.render.tensorrt import tensorrt_available
+
+        ok, why = tensorrt_available(dev)
+        if not ok:
+            return f"TensorRT cannot run here: {why}"
     return None
 
 
@@ -339,7 +381,7 @@ def _run_rows(opts: GpuCheckOptions, models: Any, tmp: Path, start: float, say: 
     from ditto_core.runtime import KeypointPlanner, extract_audio_features, extract_source, source_motion_vector
 
     dev = models.device
-    rows = _plan_rows(opts)
+    rows = _plan_rows(opts, models.precision)
     t_prep = time.perf_counter()
     image = make_portrait(opts.size, opts.seed)
     wave = make_speech(opts.seconds, SAMPLE_RATE, opts.seed)
@@ -397,11 +439,37 @@ def _run_rows(opts: GpuCheckOptions, models: Any, tmp: Path, start: float, say: 
     guarded(live, lambda: _live_rows(opts, models, src, wave, live, say))
     guarded(by_check["offline_rtf"], lambda: _offline_row(opts, models, image, wave, tmp, by_check["offline_rtf"][0],
                                                             say))
-    for row in by_check["render"]:
+    for row in by_check["render"] + by_check["render_option"]:
         guarded([row], lambda row=row: _render_row(opts, models, src, kp, row, say))
         if dev.type == "cuda":  # the row's renderer (and its graphs) is gone: give its memory back
             torch.cuda.empty_cache()
+    _compare_options(by_check["render"], by_check["render_option"])
     return rows, prep_s
+
+
+def _option_renderer(models: Any, config: Any, option: str) -> Any:
+    """The renderer of a speed-option row: the PyTorch one with the option on, or the TensorRT backend (raises
+    :class:`ditto_core.render.BackendUnavailable` with the reason when it cannot run or its engines do not build)."""
+    if option == "tensorrt":
+        from ditto_core.render.tensorrt import tensorrt_renderer
+
+        return tensorrt_renderer(models.warp, models.decoder, models.device, config, cache_dir=models.models_dir)
+    return models.new_renderer(config=replace(config, **{option: True}), backend="pytorch")
+
+
+def _compare_options(plain_rows: list[dict[str, Any]], option_rows: list[dict[str, Any]]) -> None:
+    """Each measured speed-option row's note gets its ratio to the plain row of the same precision and batch."""
+    plain = {(r["params"]["precision"], r["params"]["batch"]): r for r in plain_rows
+             if not r["params"]["cuda_graphs"]}
+    for r in option_rows:
+        if r["value"] is None:
+            continue
+        base = plain.get((r["params"]["precision"], r["params"]["batch"]))
+        if base is None or base["value"] is None:
+            ratio = "no plain row of this precision and batch was measured to compare with"
+        else:
+            ratio = f"{r['value'] / base['value']:.2f}x the plain row's frames/s"
+        r["note"] = f"{ratio}; {r['note']}"
 
 
 def _render_row(opts: GpuCheckOptions, models: Any, src: Any, kp: Any, row: dict[str, Any], say: LogFn) -> None:
@@ -409,11 +477,22 @@ def _render_row(opts: GpuCheckOptions, models: Any, src: Any, kp: Any, row: dict
     from ditto_core.runtime import FrameRenderer
 
     p = row["params"]
-    prec, b, graphs = p["precision"], p["batch"], p["cuda_graphs"]
+    prec, b, graphs, option = p["precision"], p["batch"], p.get("cuda_graphs", False), p.get("option")
     dev = models.device
     say(row["name"])
+    config = RendererConfig(prec, b, cuda_graphs=graphs)
+    if option is None:
+        renderer = models.new_renderer(config=config)
+    else:
+        from ditto_core.render import BackendUnavailable
+
+        try:
+            renderer = _option_renderer(models, config, option)
+        except BackendUnavailable as e:
+            _skip(row, f"{_OPTION_LABELS[option]} unavailable: {e}")
+            return
     # what both modes run per batch: warp + decode, then the device paste-back (one transfer per batch)
-    frames = FrameRenderer(src, models.new_renderer(config=RendererConfig(prec, b, cuda_graphs=graphs)), "full")
+    frames = FrameRenderer(src, renderer, "full")
     nb = max(1, math.ceil(opts.render_frames / b))
     total = nb * b
     x_d = kp.x_d[[i % kp.count for i in range(total)]]
@@ -423,7 +502,8 @@ def _render_row(opts: GpuCheckOptions, models: Any, src: Any, kp: Any, row: dict
         for k in range(nb):
             frames.render(list(range(k * b, (k + 1) * b)), x_s1, x_d[k * b : (k + 1) * b])
 
-    warm = max(opts.warmup, 1) if graphs else opts.warmup  # a graph is captured on the first call
+    # a graph is captured, a compiled module compiled, on the first call: never timed
+    warm = max(opts.warmup, 1) if graphs or option == "compile" else opts.warmup
     samples, timer = measure(run, dev, opts.repeats, warm, cuda_events=False)
     ms = median(samples)
     row.update(timer=timer, samples_ms=[round(s, 3) for s in samples])
@@ -693,6 +773,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
     ap.add_argument("--live-sessions", type=int, default=LIVE_SESSIONS_TARGET,
                     help="concurrent sessions of the live rows (the targets are for 4)")
+    ap.add_argument("--options", nargs="*", default=list(SPEED_OPTIONS), choices=SPEED_OPTIONS,
+                    help="renderer speed options measured one row each (none: no such rows)")
+    ap.add_argument("--option-batch", type=int, default=None,
+                    help="batch size of the speed-option rows (default: the largest of --batches)")
     return ap
 
 
@@ -704,7 +788,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GpuCheckOptions, argp
             models=a.models, device=a.device, seconds=a.seconds, batches=tuple(dict.fromkeys(a.batches)),
             precisions=tuple(dict.fromkeys(a.precisions)), time_budget=a.time_budget, size=a.size,
             render_frames=a.render_frames, repeats=a.repeats, warmup=a.warmup, seed=a.seed, threads=a.threads,
-            salt=a.salt, live_sessions=a.live_sessions,
+            salt=a.salt, live_sessions=a.live_sessions, options=tuple(dict.fromkeys(a.options)),
+            option_batch=a.option_batch,
         )
         if a.tiny:
             opts = opts.tiny_settings()

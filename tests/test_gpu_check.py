@@ -32,7 +32,13 @@ def test_options_defaults_tiny_and_rows(gpu_check):
     assert render[0]["name"] == "render + paste-back, fp16, batch 1"
     assert render[1]["name"] == "render + paste-back, fp16, batch 1, CUDA graphs"
     assert {r["target"] for r in render} == {">= 250"}
-    other = {r["check"]: r for r in rows if r["check"] != "render"}
+    options = [r for r in rows if r["check"] == "render_option"]  # each speed option, fp16 at the largest batch
+    assert [r["name"] for r in options] == [f"render + paste-back, fp16, batch 8, {x}" for x in
+                                            ("channels-last decoder", "torch.compile", "TensorRT")]
+    assert [r["params"] for r in options] == [{"precision": "fp16", "batch": 8, "option": o}
+                                              for o in gpu_check.SPEED_OPTIONS]
+    assert {r["target"] for r in options} == {">= 250"}
+    other = {r["check"]: r for r in rows if r["check"] not in ("render", "render_option")}
     assert other["dit"]["target"] is None and other["dit_graphs"]["target"] == "<= 10"
     assert other["dit_graphs"]["name"] == "DiT window (80 frames, 10 steps), CUDA graphs"
     assert other["offline_rtf"]["target"] == "<= 0.1" and other["offline_rtf"]["name"] == "offline real-time factor (15 s clip)"
@@ -41,7 +47,7 @@ def test_options_defaults_tiny_and_rows(gpu_check):
     assert other["live_lag"]["name"] == "live steady lag (4 sessions, online, median)"
     assert other["live_latency"]["target"] == "<= 250" and other["live_lag"]["target"] == "<= 200"
     assert other["live_latency"]["params"] == other["live_lag"]["params"] == {"sessions": 4}
-    assert [r["check"] for r in rows][len(render):] == list(gpu_check.CHECKS[1:])
+    assert [r["check"] for r in rows][len(render) + len(options):] == list(gpu_check.CHECKS[2:])
     for r in rows:
         assert set(r) == set(gpu_check.ROW_KEYS)
 
@@ -50,10 +56,15 @@ def test_options_defaults_tiny_and_rows(gpu_check):
     assert tiny.precisions == ("fp32",) and tiny.dit_steps == 1 and tiny.job_steps == 1
     assert tiny.warmup == 0 and tiny.repeats == 1 and tiny.render_frames == 1 and tiny.time_budget == 30.0
     assert tiny.live_sessions == 1 and opts.live_sessions == 4
-    assert len(gpu_check._plan_rows(tiny)) == 2 + 7
+    assert len(gpu_check._plan_rows(tiny)) == 2 + 3 + 7
+    some, _ = gpu_check.parse_args(["--options", "compile", "--option-batch", "2", "--precisions", "bf16"])
+    assert [r["name"] for r in gpu_check._plan_rows(some, "bf16") if r["check"] == "render_option"] == [
+        "render + paste-back, bf16, batch 2, torch.compile"]
+    assert gpu_check.parse_args(["--options"])[0].options == ()
     assert gpu_check.parse_args(["--live-sessions", "2"])[0].live_sessions == 2
     for bad in (["--precisions", "fp8"], ["--batches", "0"], ["--seconds", "0"], ["--time-budget", "-1"],
-                ["--models", "/no/such/folder"], ["--repeats", "0"], ["--live-sessions", "0"]):
+                ["--models", "/no/such/folder"], ["--repeats", "0"], ["--live-sessions", "0"], ["--options", "fp8"],
+                ["--option-batch", "0"]):
         with pytest.raises(SystemExit):
             gpu_check.parse_args(bad)
 
@@ -86,6 +97,21 @@ def test_judge_and_status(gpu_check):
     bf16 = gpu_check._new_row("render", "b", "frames/s", None, precision="bf16", batch=1, cuda_graphs=False)
     assert "CUDA graphs need a CUDA device" in gpu_check._cuda_only(graphs, cpu)
     assert "fp16" in gpu_check._cuda_only(fp16, cpu) and gpu_check._cuda_only(bf16, cpu) is None
+    compiled = gpu_check._new_row("render_option", "c", "frames/s", None, precision="bf16", batch=1, option="compile")
+    trt = gpu_check._new_row("render_option", "t", "frames/s", None, precision="bf16", batch=1, option="tensorrt")
+    lanes = gpu_check._new_row("render_option", "l", "frames/s", None, precision="bf16", batch=1,
+                               option="channels_last")
+    assert gpu_check._cuda_only(compiled, cpu).startswith("torch.compile is measured on CUDA only")
+    assert gpu_check._cuda_only(trt, cpu) == "TensorRT cannot run here: the models run on cpu, TensorRT needs a CUDA device"
+    assert gpu_check._cuda_only(lanes, cpu) is None
+    # each measured option's note: its ratio to the plain row of its precision and batch
+    plain = gpu_check._new_row("render", "p", "frames/s", None, precision="bf16", batch=1, cuda_graphs=False)
+    plain["value"], lanes["value"], lanes["note"] = 200.0, 250.0, "1 frame"
+    other = gpu_check._new_row("render_option", "o", "frames/s", None, precision="fp32", batch=1, option="compile")
+    other["value"] = 10.0
+    gpu_check._compare_options([plain, graphs], [lanes, other, trt])
+    assert lanes["note"] == "1.25x the plain row's frames/s; 1 frame"
+    assert other["note"].startswith("no plain row of this precision and batch") and trt["note"] == ""
     assert gpu_check._job_precision(gpu_check.GpuCheckOptions(), cpu) == "bf16"
     assert gpu_check._job_precision(gpu_check.GpuCheckOptions(), torch.device("cuda")) == "fp16"
     assert gpu_check._job_precision(gpu_check.GpuCheckOptions(precisions=("fp16",)), cpu) == "fp32"
@@ -140,20 +166,39 @@ def test_graphable_guided_step_matches_the_masked_forward(gpu_check, synthetic_m
             gpu_check.GraphedGuidedDenoiser(lmdm, kp, cond, 2.0)
 
 
+
+def test_speed_option_rows_get_the_renderer_they_name(gpu_check, synthetic_models):
+    """Each option row's renderer is the plain PyTorch one with that option on (nothing rendered here: the rows'
+    timing loop is the plain rows'); TensorRT where it cannot run is a skip with its reason, not the fallback."""
+    from ditto_core.render import BackendUnavailable, Renderer, RendererConfig
+
+    config = RendererConfig("fp32", 2)
+    for option in ("channels_last", "compile"):
+        r = gpu_check._option_renderer(synthetic_models, config, option)
+        assert type(r) is Renderer and r.config == RendererConfig("fp32", 2, **{option: True})
+    with pytest.raises(BackendUnavailable, match="TensorRT needs a CUDA device"):
+        gpu_check._option_renderer(synthetic_models, config, "tensorrt")
+    row = gpu_check._new_row("render_option", "t", "frames/s", None, precision="fp32", batch=1, option="tensorrt")
+    gpu_check._render_row(gpu_check.GpuCheckOptions(device="cpu").tiny_settings(), synthetic_models, None, None, row,
+                          lambda m: None)
+    assert row["skipped"] and row["note"].startswith("TensorRT unavailable: the models run on cpu")
+
 def test_time_budget_skips_rows(gpu_check, synthetic_models):
     """Rows that would start after the budget are skipped with a note (CUDA-only ones with their own reason)."""
     opts = gpu_check.GpuCheckOptions(device="cpu", time_budget=0.0).tiny_settings()
     res = json.loads(json.dumps(gpu_check.run_check(opts, models=synthetic_models)))
     assert res["schema"] == "ditto-gpu-check/1" and res["options"]["time_budget"] == 0.0
-    assert len(res["rows"]) == 9
+    assert len(res["rows"]) == 12
     for r in res["rows"]:
         assert r["skipped"] and r["value"] is None and r["ok"] is None and not r["error"]
         if r["params"].get("cuda_graphs"):
             assert r["note"].startswith("CUDA graphs need a CUDA device"), r
+        elif r["params"].get("option") in ("compile", "tensorrt"):
+            assert r["note"].startswith(("torch.compile is measured on CUDA only", "TensorRT cannot run here")), r
         else:
             assert r["note"].startswith("time budget spent") and "of 0 s" in r["note"], r
     table = table_rows(gpu_check.format_check(res))
-    assert [c[-1] for c in table[1:]] == ["skipped"] * 9
+    assert [c[-1] for c in table[1:]] == ["skipped"] * 12
 
 
 @pytest.mark.slow
@@ -163,7 +208,7 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "gpu_check.py"), "--tiny", "--device", "cpu", "--models", str(synthetic_kit),
-         "--time-budget", "100000", "--json", str(out)],
+         "--time-budget", "100000", "--json", str(out), "--options", "compile", "tensorrt"],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -176,19 +221,22 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
     rows = res["rows"]
     assert [r["name"] for r in rows] == [
         "render + paste-back, fp32, batch 1", "render + paste-back, fp32, batch 1, CUDA graphs",
+        "render + paste-back, fp32, batch 1, torch.compile", "render + paste-back, fp32, batch 1, TensorRT",
         "DiT window (80 frames, 1 step)", "DiT window (80 frames, 1 step), CUDA graphs",
         "offline real-time factor (0.08 s clip)", "online first-frame latency", "online steady lag (median)",
         "live first-frame latency (1 session, online, worst)", "live steady lag (1 session, online, median)",
     ]
-    assert [r["check"] for r in rows] == ["render", "render", *gpu_check.CHECKS[1:]]
-    assert [r["target"] for r in rows] == [">= 250", ">= 250", None, "<= 10", "<= 0.1", "<= 250", None, "<= 250",
+    assert [r["check"] for r in rows] == ["render", "render", *["render_option"] * 2, *gpu_check.CHECKS[2:]]
+    assert [r["target"] for r in rows] == [">= 250"] * 4 + [None, "<= 10", "<= 0.1", "<= 250", None, "<= 250",
                                            "<= 200"]
     by = {r["name"]: r for r in rows}
     for r in rows:
         assert set(r) == set(gpu_check.ROW_KEYS) and not r["error"], r
-        if r["params"].get("cuda_graphs"):
+        if r["params"].get("cuda_graphs") or r["params"].get("option") in ("compile", "tensorrt"):
             assert r["skipped"] and r["value"] is None and r["ok"] is None
-            assert r["note"] == "CUDA graphs need a CUDA device (this run: cpu)"
+            assert r["note"] in ("CUDA graphs need a CUDA device (this run: cpu)",
+                                 "torch.compile is measured on CUDA only (this run: cpu, where it compiles for minutes)",
+                                 "TensorRT cannot run here: the models run on cpu, TensorRT needs a CUDA device"), r
         else:
             assert not r["skipped"] and is_pos(r["value"]) and r["timer"] == "wall", r
             assert all(v > 0 for v in r["samples_ms"]) and r["samples_ms"]
@@ -221,5 +269,5 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
     assert table[0] == list(gpu_check.HEADERS) and len(table) == 1 + len(rows)
     assert [c[0] for c in table[1:]] == [r["name"] for r in rows]
     assert [c[-1] for c in table[1:]] == [gpu_check.status(r) for r in rows]
-    assert [c[-1] for c in table[1:]].count("skipped") == 2 and "ERROR" not in proc.stdout
+    assert [c[-1] for c in table[1:]].count("skipped") == 4 and "ERROR" not in proc.stdout
     assert "TINY settings" in proc.stdout and "time:" in proc.stdout.splitlines()[-1]
