@@ -107,6 +107,8 @@ class DittoLoadModels:
     RETURN_TYPES = (DITTO_MODELS,)
     RETURN_NAMES = ("models",)
     OUTPUT_TOOLTIPS = ("The loaded Ditto models; connect to Extract Source, Audio to HuBERT, the sampler and Render Frames.",)
+    # after a run the node shows where everything runs (device, renderer path, aux ONNX providers and, on a fallback
+    # to the CPU, why): web/ditto_devices.js displays the "text" of the node's ui output
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
@@ -165,7 +167,7 @@ class DittoLoadModels:
         }
 
     def load(self, models_folder: str, device: str, precision: str, backend: str, download_missing: bool,
-             cuda_graphs: bool = False, compile: bool = False, channels_last: bool = False) -> tuple[Any]:
+             cuda_graphs: bool = False, compile: bool = False, channels_last: bool = False) -> dict[str, Any]:
         from ditto_core.runtime import DittoModels, RenderOptions
 
         if device not in DEVICES:
@@ -179,13 +181,16 @@ class DittoLoadModels:
         render = RenderOptions(cuda_graphs=cuda_graphs, compile=compile, channels_last=channels_last)
         key = (str(models_dir), dev, precision, backend, bool(download_missing), render)
         if self._models is not None and self._key == key:
-            return (self._models,)
+            return self._result()
         self.release()
         log.info("Ditto: loading models from %s (device %s, %s)", models_dir, dev, precision)
         self._models = DittoModels.load(models_dir, device=dev, precision=precision, download=bool(download_missing),
                                         backend=backend, render=render)  # logs where the aux models run
         self._key = key
-        return (self._models,)
+        return self._result()
+
+    def _result(self) -> dict[str, Any]:
+        return {"ui": {"text": [self._models.device_report()]}, "result": (self._models,)}
 
     def release(self) -> None:
         """Free the cached models (called when the inputs change); models that Go Live published are only dropped

@@ -109,6 +109,14 @@ def test_loaded_models_report_their_providers(synthetic_models, monkeypatch):
     assert set(providers) == {"hubert", "face_detector", "landmark106", "landmark203", "blaze_face", "face_mesh"}
     assert all(p == ["CPUExecutionProvider"] for p in providers.values())
     assert synthetic_models.provider_report() == "aux ONNX models on CPUExecutionProvider (onnxruntime)"
+    assert synthetic_models.device_report() == ("networks on cpu (fp32); renderer pytorch; warp 3-D ops native; aux "
+                                                "ONNX models on CPUExecutionProvider (onnxruntime)")
+    from ditto_core.models import blocks
+
+    monkeypatch.setattr(blocks, "probe_volume_ops", lambda t: blocks.VolumeOpsSupport(t, grid_sample="missing"))
+    fast = dataclasses.replace(synthetic_models, render=dataclasses.replace(synthetic_models.render, compile=True))
+    assert fast.device_report().startswith("networks on cpu (fp32); renderer pytorch + compile; warp 3-D ops "
+                                           "grid_sample decomposed, avg_pool3d native, upsample_nearest3d native; ")
     monkeypatch.setattr(onnx_utils, "_installed", lambda dist: dist == "onnxruntime")
     on_cuda = dataclasses.replace(synthetic_models, device=torch.device("cuda", 0))  # as loaded for CUDA, on a CPU ort
     assert on_cuda.provider_report().endswith(

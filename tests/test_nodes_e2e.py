@@ -283,8 +283,10 @@ def test_load_models_passes_the_speed_options_to_every_renderer(comfy, caplog):
     loader = node(pack, "DittoLoadModels")
     kw = dict(models_folder="ditto-talkinghead", device="cpu", precision="fp32", backend="pytorch", download_missing=False)
     with caplog.at_level(logging.INFO):
-        (m,), _ = call(loader, **kw, cuda_graphs=True, compile=False, channels_last=True)
+        (m,), ui = call(loader, **kw, cuda_graphs=True, compile=False, channels_last=True)
     assert not m.render.cuda_graphs and m.render.channels_last and not m.render.compile
+    assert ui == {"text": ["networks on cpu (fp32); renderer pytorch + channels last; warp 3-D ops native; "
+                           "aux ONNX models on CPUExecutionProvider (onnxruntime)"]}  # shown on the node
     assert "CUDA graphs need a CUDA device" in caplog.text
     assert "aux ONNX models on CPUExecutionProvider" in caplog.text  # where the aux models run, in the log
     cfg = m.new_renderer(2).config

@@ -196,6 +196,21 @@ class DittoModels:
             line += f"; {wanted} unavailable: {missing_provider_reason(wanted)}"
         return line
 
+    def device_report(self) -> str:
+        """Where everything runs, one line (the Load Ditto Models node shows it after a run): the torch device and
+        precision, the renderer backend with its speed options and the warp's 3-D ops path ("native" or "decomposed"
+        per op, from the device's probe), then :meth:`provider_report`."""
+        from ..models.blocks import volume_ops
+
+        options = [name.replace("_", " ") for name in ("cuda_graphs", "compile", "channels_last")
+                   if getattr(self.render, name)]
+        ops = volume_ops("auto", self.device)
+        paths = sorted({ops.grid_sample, ops.avg_pool3d, ops.upsample_nearest3d})
+        warp = paths[0] if len(paths) == 1 else str(ops)
+        backend = self.render.backend or self.backend
+        return (f"networks on {self.device} ({self.precision}); renderer {backend}"
+                f"{' + ' + ', '.join(options) if options else ''}; warp 3-D ops {warp}; {self.provider_report()}")
+
     def new_renderer(self, batch_size: int = 4, backend: str | None = None, config: RendererConfig | None = None) -> Renderer:
         """A new renderer over these networks, owned by the caller (keep it while rendering; never share it between
         threads). ``backend``: default :attr:`backend`; ``config``: default :attr:`precision` and ``batch_size``."""
