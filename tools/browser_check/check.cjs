@@ -22,6 +22,10 @@
 //
 // A workflow with Go Live (Ditto) has no curve node: it is checked for the page's path in its node's output instead.
 //
+// Every Load Ditto Models node is checked after its workflow ran for the "runs on" line of web/ditto_devices.js (its
+// ui "text" report: once, read-only, not in widgets_values / the API prompt / the exports, still once after a second
+// onExecuted, the node not squeezed nor overlapping another) and screenshotted (<wf>-node<id>-DittoLoadModels.png).
+//
 // The phase "live" (renderer "live" in DITTO_BC_PHASE_SPECS) checks Go Live in this ComfyUI and the live page the
 // pack serves on ComfyUI's own server: it queues the live workflow's API form (DITTO_BC_LIVE_WORKFLOW's twin in
 // DITTO_BC_API_DIR) through POST /prompt, first under another avatar name (so that the page lists two avatars and
@@ -85,6 +89,8 @@ const CURVE_TYPES = [
 const GO_LIVE = "DittoGoLive";
 const LIVE_PREFIX = "/ditto/live"; // where the pack mounts the live page on ComfyUI's server (nodes/live.py)
 const CHART_WIDGET = "ditto_motion_chart";
+const LOADER = "DittoLoadModels";
+const RUNS_ON = "runs on"; // web/ditto_devices.js: the read-only line where Load Ditto Models' networks run
 const SERIES_RGB = { yaw: [240, 160, 48], pitch: [64, 192, 224], roll: [128, 208, 96], mouth: [224, 96, 160] };
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -277,6 +283,52 @@ async function inspectGraph({ curveTypes, chartWidget }) {
   return { unknown, nodes, others, dpr: window.devicePixelRatio };
 }
 
+// The Load Ditto Models nodes of the loaded graph: their widgets, serialization and the "runs on" line.
+async function inspectLoaders({ loader, runsOn }) {
+  const app = window.app;
+  const serialized = app.graph.serialize();
+  const prompt = await app.graphToPrompt();
+  const out = [];
+  for (const n of app.graph.nodes) {
+    const cls = n.comfyClass ?? n.constructor?.comfyClass ?? n.type;
+    if (cls !== loader) continue;
+    const widgets = n.widgets ?? [];
+    const lines = widgets.filter((w) => w.name === runsOn);
+    const w = lines[0];
+    const sNode = serialized.nodes.find((s) => String(s.id) === String(n.id));
+    const pwNode = prompt.workflow.nodes.find((s) => String(s.id) === String(n.id));
+    const el = document.querySelector(`[data-node-id="${n.id}"]`);
+    let dom = null;
+    if (el && el.getBoundingClientRect().width > 0) {
+      // the Vue node renderer: is the line shown (an input or text area holding it, or its text)?
+      const fields = [...el.querySelectorAll("input, textarea")].map((f) => ({
+        value: f.value, readOnly: !!f.readOnly, disabled: !!f.disabled, visible: f.checkVisibility ? f.checkVisibility() : true,
+      }));
+      dom = { fields, text: el.innerText, labelShown: el.innerText.includes(runsOn) };
+    }
+    out.push({
+      id: n.id,
+      size: [...n.size],
+      minSize: n.computeSize ? [...n.computeSize()] : null,
+      bounding: n.getBounding ? [...n.getBounding()] : null,
+      widgetNames: widgets.map((x) => x.name),
+      count: lines.length,
+      index: widgets.findIndex((x) => x.name === runsOn),
+      widget: w ? {
+        type: w.type, value: w.value, tooltip: w.tooltip ?? null, serialize: w.serialize, optSerialize: w.options?.serialize,
+        disabled: !!w.disabled, readOnly: !!(w.options?.read_only ?? w.options?.readonly ?? w.readonly), lastY: w.last_y ?? w.y ?? null,
+        height: typeof w.computeSize === "function" ? w.computeSize(n.size[0])?.[1] ?? null : null,
+      } : null,
+      nodeSerialize: n.serialize().widgets_values ?? null,
+      graphSerialize: sNode?.widgets_values ?? null,
+      workflowWidgetsValues: pwNode?.widgets_values ?? null,
+      promptInputs: prompt.output[String(n.id)] ? prompt.output[String(n.id)].inputs : null,
+      dom,
+    });
+  }
+  return out;
+}
+
 // Pixel statistics of RGBA data: share of non-transparent pixels, distinct colours (4 bits a channel), and how many
 // pixels are close to each series colour.
 function pixelStatsSource() {
@@ -427,6 +479,122 @@ async function nodeClip(page, nodeId) {
   }, nodeId);
 }
 
+// Load Ditto Models after its workflow ran: the "runs on" line (web/ditto_devices.js) exists once, holds the node's
+// report (its ui "text"), is read-only and not serialized (workflow, API prompt, exports), stays single when the
+// node's onExecuted runs again, and the grown node fits its widgets and overlaps no other node; screenshot of each.
+async function checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, loadersBefore, exported, exportedApi, others, fail }) {
+  const want = wfJson.nodes.filter((n) => n.type === LOADER);
+  if (!want.length) return;
+  // the "executed" message arrives by websocket; wait for the line
+  const t = Date.now();
+  let loaders = [];
+  while (Date.now() - t < 30000) {
+    loaders = await page.evaluate(inspectLoaders, { loader: LOADER, runsOn: RUNS_ON });
+    if (loaders.length === want.length && loaders.every((l) => l.count > 0)) break;
+    await sleep(500);
+  }
+  if (loaders.length !== want.length) fail(`${loaders.length} ${LOADER} nodes in the loaded graph, ${want.length} in the file`);
+  for (const l of loaders) {
+    const tag = `node ${l.id} ${LOADER}`;
+    const orig = want.find((o) => String(o.id) === String(l.id));
+    const before = loadersBefore.find((b) => String(b.id) === String(l.id));
+    const report = entry.outputs?.[String(l.id)]?.text?.[0];
+    log(`    ${tag}: output text ${JSON.stringify(report)}; widgets ${JSON.stringify(l.widgetNames)}; size ${l.size.map(Math.round)} (min ${l.minSize?.map(Math.round)})`);
+    if (typeof report !== "string" || !report.startsWith("networks on ") || !report.includes("aux ONNX models on")) {
+      fail(`${tag}: output text ${JSON.stringify(entry.outputs?.[String(l.id)]?.text)} is not a device report`);
+    }
+    if (l.count !== 1) {
+      fail(`${tag}: ${l.count} "${RUNS_ON}" widgets after the run (expected 1): ${l.widgetNames.join(", ")}`);
+      if (!l.count) continue;
+    }
+    const w = l.widget;
+    if (typeof w.value !== "string" || !w.value.startsWith("networks on ") || !w.value.includes("aux ONNX models on")) {
+      fail(`${tag}: "${RUNS_ON}" holds ${JSON.stringify(w.value)}`);
+    }
+    if (typeof report === "string" && w.value !== report) fail(`${tag}: "${RUNS_ON}" holds ${JSON.stringify(w.value)}, the node reported ${JSON.stringify(report)}`);
+    if (w.tooltip !== w.value) fail(`${tag}: "${RUNS_ON}" tooltip ${JSON.stringify(w.tooltip)} is not its value`);
+    if (w.type !== "text") fail(`${tag}: "${RUNS_ON}" is a ${w.type} widget (expected text)`);
+    if (!w.disabled && !w.readOnly) fail(`${tag}: "${RUNS_ON}" is editable (neither disabled nor read-only)`);
+    if (w.serialize !== false || w.optSerialize !== false) fail(`${tag}: "${RUNS_ON}" serialize ${w.serialize}, options.serialize ${w.optSerialize} (expected false, false)`);
+    if (l.index !== l.widgetNames.length - 1) fail(`${tag}: "${RUNS_ON}" is not the last widget (${l.widgetNames.join(", ")})`);
+    // not serialized: the workflow keeps the file's widgets_values (as many as before the run, no report)
+    const hasReport = (v) => Array.isArray(v) && v.some((x) => typeof x === "string" && x.startsWith("networks on "));
+    for (const [label, values] of [["node.serialize()", l.nodeSerialize], ["graph.serialize()", l.graphSerialize], ["graphToPrompt().workflow", l.workflowWidgetsValues]]) {
+      if (!Array.isArray(values)) {
+        fail(`${tag}: no widgets_values in ${label}`);
+        continue;
+      }
+      if (hasReport(values)) fail(`${tag}: ${label} widgets_values hold the report: ${JSON.stringify(values)}`);
+      if (before?.nodeSerialize && values.length !== before.nodeSerialize.length) fail(`${tag}: ${label} has ${values.length} widgets_values, ${before.nodeSerialize.length} before the run`);
+      if (orig && JSON.stringify(values) !== JSON.stringify(orig.widgets_values)) fail(`${tag}: ${label} widgets_values ${JSON.stringify(values)} differ from the file's ${JSON.stringify(orig.widgets_values)}`);
+    }
+    if (!l.promptInputs) fail(`${tag}: not in the API prompt`);
+    else {
+      if (RUNS_ON in l.promptInputs) fail(`${tag}: "${RUNS_ON}" is in the API prompt`);
+      const api = apiJson?.[String(l.id)];
+      if (api) {
+        const a = Object.keys(l.promptInputs).sort().join(",");
+        const b = Object.keys(api.inputs).sort().join(",");
+        if (a !== b) fail(`${tag}: API prompt inputs [${a}] differ from the API workflow's [${b}]`);
+      }
+    }
+    if (exported) {
+      const saved = exported.nodes.find((o) => String(o.id) === String(l.id));
+      if (!saved) fail(`exported workflow: ${tag} missing`);
+      else {
+        if (hasReport(saved.widgets_values)) fail(`exported workflow: ${tag} widgets_values hold the report`);
+        if (orig && JSON.stringify(saved.widgets_values) !== JSON.stringify(orig.widgets_values)) fail(`exported workflow: ${tag} widgets_values ${JSON.stringify(saved.widgets_values)} differ from the file's ${JSON.stringify(orig.widgets_values)}`);
+        if (saved.widgets_values_named && RUNS_ON in saved.widgets_values_named) fail(`exported workflow: ${tag} has "${RUNS_ON}" in widgets_values_named`);
+      }
+    }
+    if (exportedApi) {
+      const api = exportedApi[String(l.id)];
+      if (!api) fail(`exported API prompt: ${tag} missing`);
+      else if (RUNS_ON in api.inputs || Object.values(api.inputs).some((v) => typeof v === "string" && v.startsWith("networks on "))) fail(`exported API prompt: ${tag} holds the report`);
+    }
+    // the node fits its widgets (canvas: node.size; Vue: the element) and overlaps no other node
+    if (l.minSize && l.size[1] + 0.5 < l.minSize[1]) fail(`${tag}: node height ${l.size[1]} is below its minimum ${l.minSize[1]} (the line overflows)`);
+    if (w.lastY != null && w.height && w.lastY + w.height > l.size[1] + 1) fail(`${tag}: "${RUNS_ON}" is drawn at y ${w.lastY}+${w.height}, below the node's height ${l.size[1]}`);
+    if (phase.vue) {
+      if (!l.dom) fail(`${tag}: no node element in the Vue renderer`);
+      else {
+        const shown = l.dom.fields.filter((f) => f.value === w.value && f.visible);
+        if (!shown.length && !l.dom.text.includes(w.value)) fail(`${tag}: the Vue node does not show the "${RUNS_ON}" line (fields ${JSON.stringify(l.dom.fields.map((f) => f.value))})`);
+        else if (shown.length && !shown.every((f) => f.readOnly || f.disabled)) fail(`${tag}: the Vue node's "${RUNS_ON}" field is editable`);
+        if (shown.length > 1) fail(`${tag}: the Vue node shows the "${RUNS_ON}" line ${shown.length} times`);
+      }
+    }
+    const domRects = await page.evaluate(() => {
+      const out = {};
+      for (const el of document.querySelectorAll("[data-node-id]")) {
+        const r = el.getBoundingClientRect();
+        const id = el.getAttribute("data-node-id");
+        if (r.width > 0 && r.height > 0 && (!out[id] || r.width * r.height > out[id][2] * out[id][3])) out[id] = [r.x, r.y, r.width, r.height];
+      }
+      return out;
+    });
+    const useDom = phase.vue && Object.keys(domRects).length >= others.length;
+    const box = (id, b) => (useDom ? domRects[String(id)] : b);
+    for (const o of others) {
+      const a = box(l.id, l.bounding);
+      const b = box(o.id, o.bounding);
+      if (String(o.id) !== String(l.id) && a && b && overlaps(a, b)) fail(`${tag} overlaps node ${o.id} ${o.type} (${useDom ? "on screen" : "node bounds"}: ${a.map(Math.round)} / ${b.map(Math.round)})`);
+    }
+    // screenshot
+    await centreOn(page, l.id);
+    const clip = await nodeClip(page, l.id);
+    if (clip.width > 10 && clip.height > 10) await page.screenshot({ path: path.join(dir, `${wfName}-node${l.id}-${LOADER}.png`), clip });
+    // a second run (onExecuted again, with the same report) must not add a second line
+    const again = await page.evaluate(([id, runsOn, text]) => {
+      const node = window.app.graph.getNodeById(id);
+      node.onExecuted?.({ text: [text] });
+      return { count: node.widgets.filter((x) => x.name === runsOn).length, n: node.widgets.length, size: [...node.size] };
+    }, [l.id, RUNS_ON, w.value]);
+    if (again.count !== 1 || again.n !== l.widgetNames.length) fail(`${tag}: after a second onExecuted ${again.count} "${RUNS_ON}" widgets, ${again.n} widgets (was ${l.widgetNames.length})`);
+    if (Math.abs(again.size[1] - l.size[1]) > 0.5) fail(`${tag}: a second onExecuted changed the node height ${l.size[1]} -> ${again.size[1]}`);
+  }
+}
+
 async function runPhase(browser, url, phase, results) {
   const dir = path.join(CFG.out, phase.name);
   fs.mkdirSync(dir, { recursive: true });
@@ -496,6 +664,10 @@ async function runPhase(browser, url, phase, results) {
       if (!curveIds.length && !goLive.length) fail("no curve node in the workflow");
       if (curveIds.length !== wantCurves) fail(`${curveIds.length} curve nodes in the loaded graph, ${wantCurves} in the file`);
       checkSerialization(wfJson, apiJson, info, "after loading", fail);
+      const loadersBefore = await page.evaluate(inspectLoaders, { loader: LOADER, runsOn: RUNS_ON });
+      for (const l of loadersBefore) {
+        if (l.count) fail(`node ${l.id} ${LOADER}: a "${RUNS_ON}" widget before any run`);
+      }
       if (curveIds.length) {
         // before any data the chart takes no room: the node looks as saved
         await centreOn(page, curveIds[0]);
@@ -581,9 +753,11 @@ async function runPhase(browser, url, phase, results) {
       info = await page.evaluate(inspectGraph, { curveTypes: CURVE_TYPES, chartWidget: CHART_WIDGET });
       checkSerialization(wfJson, apiJson, info, "after execution", fail);
       // save it as a user would (Workflow > Export, Export (API)) now that the charts hold data
+      let exported = null;
+      let exportedApi = null;
       try {
-        const exported = await exportVia(page, "Comfy.ExportWorkflow");
-        const exportedApi = await exportVia(page, "Comfy.ExportWorkflowAPI");
+        exported = await exportVia(page, "Comfy.ExportWorkflow");
+        exportedApi = await exportVia(page, "Comfy.ExportWorkflowAPI");
         fs.writeFileSync(path.join(dir, `${wfName}.exported.json`), JSON.stringify(exported, null, 1));
         fs.writeFileSync(path.join(dir, `${wfName}.exported-api.json`), JSON.stringify(exportedApi, null, 1));
         checkExported(wfJson, apiJson, info, exported, exportedApi, fail);
@@ -613,6 +787,9 @@ async function runPhase(browser, url, phase, results) {
         }
       }
       if (phase.vue && !useDom) fail(`the Vue renderer shows ${Object.keys(domRects).length} node elements for ${info.others.length} nodes`);
+
+      // web/ditto_devices.js: after the run every Load Ditto Models node has one read-only, unsaved "runs on" line
+      await checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, loadersBefore, exported, exportedApi, others: info.others, fail });
 
       for (const n of goLive) {
         await centreOn(page, n.id);
