@@ -25,6 +25,9 @@ process and of the whole job alone, peak GPU memory (``torch.cuda.max_memory_all
 ``--memory-scaling`` runs the whole job (only) for ``--scaling-seconds`` clips (2 and 8 s) in fresh processes and
 reports both peak RSS values and their ratio (target <= 1.2: memory must not grow with the clip). On a 2-core CPU
 that renders 250 frames: about half an hour in bf16.
+
+``--backend standin`` replaces warp + decode with :class:`StandinRenderer` (a cheap, shape-identical image per
+frame): for checking the script and the memory of everything around the renderer, not for timing the renderer.
 """
 
 from __future__ import annotations
@@ -121,8 +124,8 @@ class BenchOptions:
     def __post_init__(self) -> None:
         from ditto_core.render import BACKENDS, PRECISIONS
 
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {self.backend!r}")
+        if self.backend not in (*BACKENDS, STANDIN):
+            raise ValueError(f"backend: expected one of {(*BACKENDS, STANDIN)}, got {self.backend!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not (math.isfinite(self.seconds) and self.seconds >= 0) or (self.seconds == 0 and self.audio is None):
@@ -311,8 +314,11 @@ def run_benchmark(opts: BenchOptions, models: Any = None, log: LogFn | None = No
             root, setup["kit_build_s"] = _ensure_kit(opts, tmp, say)
             say(f"loading the models from {root} ({opts.device}, {opts.precision}, {opts.backend} renderer)")
             t0 = time.perf_counter()
+            standin = opts.backend == STANDIN
             models = DittoModels.load(root, device=opts.device, precision=opts.precision, download=False,
-                                      progress=False, backend=opts.backend)
+                                      progress=False, backend="pytorch" if standin else opts.backend)
+            if standin:
+                use_standin_renderer(models)
             setup["load_models_s"] = time.perf_counter() - t0
         return _run_stages(opts, models, tmp, setup, say)
 
@@ -596,7 +602,8 @@ def _run_stages(opts: BenchOptions, models: Any, tmp: Path, setup: dict[str, Any
         "date": now_iso(),
         "machine": machine,
         "versions": versions(),
-        "options": {**asdict(opts), "device": str(dev), "precision": models.precision, "backend": models.backend},
+        "options": {**asdict(opts), "device": str(dev), "precision": models.precision,
+                    "backend": STANDIN if opts.backend == STANDIN else models.backend},
         "inputs": {"image": img_desc, "image_size": [int(image.shape[1]), int(image.shape[0])], "audio": aud_desc,
                    "audio_seconds": audio_s, "frames": n, "models": str(models.models_dir),
                    "synthetic_models": _is_synthetic(models), "offline_overlap": overlap},
@@ -757,7 +764,7 @@ def run_memory_scaling(opts: BenchOptions, clips: Sequence[float] = (2.0, 8.0), 
             child = json.loads(jp.read_text(encoding="utf-8"))
             job = next(r for r in child["rows"] if r["stage"] == "job")
             mem = child["memory"]
-            runs.append({"seconds": sec, "frames": child["inputs"]["frames"], "job_s": job["ms_per_unit"] / 1000.0,
+            runs.append({"seconds": sec, "frames": child["inputs"]["frames"], "backend": child["options"]["backend"], "job_s": job["ms_per_unit"] / 1000.0,
                          "rtf": job["rtf"], "job_peak_rss_mib": mem.get("job_peak_rss_mib"),
                          "job_rss_before_mib": mem.get("job_rss_before_mib"), "peak_rss_mib": mem.get("peak_rss_mib"),
                          "job_peak_gpu_mib": mem.get("job_peak_gpu_mib"),
@@ -821,7 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of the inputs and of the sampling")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
-    ap.add_argument("--backend", default="pytorch", choices=BACKENDS, help="renderer backend of DittoModels.load")
+    ap.add_argument("--backend", default="pytorch", choices=(*BACKENDS, STANDIN),
+                    help="renderer backend of DittoModels.load; standin: warp + decode replaced (see the module doc)")
     ap.add_argument("--json", default=None, help="also write the figures (plus machine, versions, date, options) here")
     ap.add_argument("--memory-scaling", action="store_true",
                     help="only run the whole job for --scaling-seconds clips in fresh processes and compare peak RSS")
@@ -861,6 +869,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+#: the ``--backend`` of the stand-in renderer
+STANDIN = "standin"
+
+
+def use_standin_renderer(models: Any) -> None:
+    """Every renderer ``models.new_renderer`` makes from now on is a :class:`StandinRenderer` (its batch size as
+    asked)."""
+
+    def new_renderer(batch_size: int = 4, backend: str | None = None, config: Any = None) -> StandinRenderer:
+        return StandinRenderer(models.device, config.batch_size if config is not None else batch_size)
+
+    models.new_renderer = new_renderer
 
 
 class StandinRenderer:

@@ -52,7 +52,7 @@ def run_one(node: str, seconds: float, models_dir: str, device: str, size: int, 
         try:
             models = DittoModels.load(models_dir, device=device, download=False, progress=False)
             if renderer == "standin":
-                models.new_renderer = lambda bs=batch_size, *a, **k: bench.StandinRenderer(models.device, bs)
+                bench.use_standin_renderer(models)
             portrait = bench.make_portrait(size)
             speech = bench.make_speech(seconds)
             source = extract_source(models, portrait, JobOptions().source, is_image=True)

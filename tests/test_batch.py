@@ -339,7 +339,7 @@ def _standin_on_worker(models):
         sys.path.insert(0, _BENCH_DIR)
     import bench
 
-    models.new_renderer = lambda *a, **k: bench.StandinRenderer(models.device, 4)
+    bench.use_standin_renderer(models)
 
 
 def test_the_same_jobs_on_a_local_ray_instance(synthetic_kit, inputs, tmp_path, standin, loaded, monkeypatch, capsys):

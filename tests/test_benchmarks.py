@@ -259,18 +259,20 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
 
 @pytest.mark.slow
 def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
-    """--memory-scaling: one fresh process per clip, both peaks and their ratio reported."""
+    """--memory-scaling: one fresh process per clip (given the stand-in renderer: the backend reaches the children),
+    both peaks and their ratio reported."""
     out = tmp_path / "mem.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "bench.py"), "--memory-scaling", "--scaling-seconds", "0.04", "0.08",
          "--models", str(synthetic_kit), "--device", "cpu", "--precision", "fp32", "--size", "256",
-         "--job-steps", "1", "--batch-size", "2", "--json", str(out)],
+         "--job-steps", "1", "--batch-size", "2", "--backend", "standin", "--json", str(out)],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert res["schema"] == "ditto-bench-memory/1"
+    assert res["schema"] == "ditto-bench-memory/1" and res["options"]["backend"] == "standin"
     assert [r["seconds"] for r in res["runs"]] == [0.04, 0.08] and [r["frames"] for r in res["runs"]] == [1, 2]
+    assert [r["backend"] for r in res["runs"]] == ["standin", "standin"]
     first, last = res["runs"]
     assert is_pos(first["job_peak_rss_mib"]) and is_pos(last["job_peak_rss_mib"])
     assert res["ratio"] == pytest.approx(last["job_peak_rss_mib"] / first["job_peak_rss_mib"])
