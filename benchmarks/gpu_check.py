@@ -40,7 +40,9 @@ Rows (each with its target, and OK / MISS / n/a):
 On a non-CUDA device every CUDA-only row (CUDA graphs, fp16) is reported as skipped with the reason, and the
 timings use the wall clock instead of CUDA events. ``--time-budget`` (seconds from the start, 420 by default) skips
 the rows that would start after it, with a note; the render rows run last, so the budget cuts them first.
-``--tiny`` is the CPU test mode: a 256 px portrait, a 0.08 s clip (2 frames), batch 1, fp32 only, 1 DDIM step, no warm-up, one
+``--renderer standin`` replaces warp + decode with the benchmarks' stand-in (``bench.StandinRenderer``, a cheap
+shape-identical image per frame) in the models the script loads: every row still runs, but the renderer's figures
+mean nothing; the tests use it to check the script's own path in seconds per frame less. ``--tiny`` is the CPU test mode: a 256 px portrait, a 0.08 s clip (2 frames), batch 1, fp32 only, 1 DDIM step, no warm-up, one
 repeat, one live session. ``--json PATH`` writes the figures (schema ``ditto-gpu-check/1``). The exit status is 0
 when targets are missed (the script measures, it does not judge); 1 only when a row raised an error.
 """
@@ -62,7 +64,7 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _ensure_kit, make_portrait, make_speech
+from bench import STANDIN, _ensure_kit, make_portrait, make_speech, use_standin_renderer
 from common import (
     describe_environment,
     ensure_repo_on_path,
@@ -140,6 +142,7 @@ class GpuCheckOptions:
     live_sessions: int = LIVE_SESSIONS_TARGET
     options: tuple[str, ...] = SPEED_OPTIONS
     option_batch: int | None = None
+    renderer: str = "real"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
@@ -160,6 +163,8 @@ class GpuCheckOptions:
             raise ValueError(f"dit_steps and job_steps: expected 1..1000, got {self.dit_steps}, {self.job_steps}")
         if not 1 <= self.live_sessions <= 64:
             raise ValueError(f"live_sessions: expected 1..64, got {self.live_sessions}")
+        if self.renderer not in ("real", STANDIN):
+            raise ValueError(f"renderer: expected 'real' or {STANDIN!r}, got {self.renderer!r}")
         bad = [o for o in self.options if o not in SPEED_OPTIONS]
         if bad:
             raise ValueError(f"options: expected some of {SPEED_OPTIONS}, got {list(self.options)}")
@@ -339,7 +344,8 @@ def run_check(opts: GpuCheckOptions, models: Any = None, log: LogFn | None = Non
               t0: float | None = None) -> dict[str, Any]:
     """Run every row -> a JSON-able dict (schema :data:`SCHEMA`). ``models``: already loaded
     :class:`ditto_core.runtime.DittoModels` (their device and precision are used); default: loaded from
-    ``opts.models`` or a synthetic kit built in a temporary folder. ``t0``: the ``time.perf_counter()`` the time
+    ``opts.models`` or a synthetic kit built in a temporary folder (``opts.renderer`` "standin" applies to those only).
+    ``t0``: the ``time.perf_counter()`` the time
     budget counts from (default: now)."""
     from ditto_core.runtime import DittoModels, resolve_device
 
@@ -357,6 +363,8 @@ def run_check(opts: GpuCheckOptions, models: Any = None, log: LogFn | None = Non
             say(f"loading the models from {root} ({dev}, {prec})")
             t = time.perf_counter()
             models = DittoModels.load(root, device=dev, precision=prec, download=False, progress=False)
+            if opts.renderer == STANDIN:
+                use_standin_renderer(models)
             setup["load_models_s"] = time.perf_counter() - t
         dev = models.device
         machine = machine_info(dev)  # the load average at the start
@@ -773,6 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--salt", default="bench", help="weight-rule salt of a synthetic kit built here")
     ap.add_argument("--live-sessions", type=int, default=LIVE_SESSIONS_TARGET,
                     help="concurrent sessions of the live rows (the targets are for 4)")
+    ap.add_argument("--renderer", default="real", choices=("real", STANDIN),
+                    help="standin: warp + decode replaced in the models loaded here (checks the script, not the GPU)")
     ap.add_argument("--options", nargs="*", default=list(SPEED_OPTIONS), choices=SPEED_OPTIONS,
                     help="renderer speed options measured one row each (none: no such rows)")
     ap.add_argument("--option-batch", type=int, default=None,
@@ -789,7 +799,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GpuCheckOptions, argp
             precisions=tuple(dict.fromkeys(a.precisions)), time_budget=a.time_budget, size=a.size,
             render_frames=a.render_frames, repeats=a.repeats, warmup=a.warmup, seed=a.seed, threads=a.threads,
             salt=a.salt, live_sessions=a.live_sessions, options=tuple(dict.fromkeys(a.options)),
-            option_batch=a.option_batch,
+            option_batch=a.option_batch, renderer=a.renderer,
         )
         if a.tiny:
             opts = opts.tiny_settings()
