@@ -100,6 +100,9 @@ CURVE_H = 200
 #: heights of the nodes that show a preview (image, audio player, video) below their widgets
 PREVIEW_H = {"LoadImage": 380, "LoadVideo": 380, "LoadAudio": 150, "SaveVideo": 400, "DittoRenderVideo": 520,
              "PreviewImage": 420}
+#: heights nodes grow by once they ran, kept free below them: Load Ditto Models' "runs on" line (web/ditto_devices.js;
+#: 36 graph units in the Vue node renderer of frontend 1.58.1)
+RUN_GROWTH_H = {"DittoLoadModels": 50}
 TITLE_H = 30  # LiteGraph draws the title bar above a node's pos
 GAP = 40
 
@@ -315,14 +318,15 @@ def _node_size(iface: Interface | None, n: N) -> list[int]:
 
 def _stack(graph: list[N], ifaces: dict[str, Interface]) -> dict[int, tuple[int, int]]:
     """Positions: the nodes of one column (same x) top to bottom in the order listed, each at least ``GAP`` below the
-    previous one's bottom (its title bar included), so no two nodes overlap even once the curves are drawn."""
+    previous one's bottom (its title bar included), so no two nodes overlap even once the curves are drawn or a node
+    grew after a run (:data:`RUN_GROWTH_H`)."""
     pos: dict[int, tuple[int, int]] = {}
     bottom: dict[int, int] = {}
     for n in graph:
         x, y = n.pos
         y = max(y, bottom.get(x, -10**9) + GAP + TITLE_H)
         pos[n.id] = (x, y)
-        bottom[x] = y + _node_size(ifaces.get(n.type), n)[1]
+        bottom[x] = y + _node_size(ifaces.get(n.type), n)[1] + RUN_GROWTH_H.get(n.type, 0)
     return pos
 
 

@@ -18,10 +18,16 @@ app.registerExtension({
       let line = this.widgets?.find((w) => w.name === NAME);
       if (!line) {
         const size = this.size ? [...this.size] : null;
-        line = this.addWidget("text", NAME, "", () => {}, { serialize: false });
+        line = this.addWidget("text", NAME, "", () => {}, { serialize: false, read_only: true });
         line.serialize = false; // not a setting: saved workflows keep their widget values as they were
-        line.disabled = true; // read-only
-        if (size) this.setSize?.([Math.max(size[0], this.computeSize?.()[0] ?? 0), this.computeSize?.()[1] ?? size[1]]);
+        // read-only: options.read_only for the Vue node renderer, no edit prompt on a click in the canvas. Not
+        // `disabled`: the canvas draws a disabled widget without its value.
+        line.onClick = () => {};
+        if (size) {
+          // room for the line, never smaller than the user made the node
+          const min = this.computeSize?.() ?? size;
+          this.setSize?.([Math.max(size[0], min[0]), Math.max(size[1], min[1])]);
+        }
       }
       line.value = report;
       line.tooltip = report;

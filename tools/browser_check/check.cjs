@@ -304,7 +304,8 @@ async function inspectLoaders({ loader, runsOn }) {
       const fields = [...el.querySelectorAll("input, textarea")].map((f) => ({
         value: f.value, readOnly: !!f.readOnly, disabled: !!f.disabled, visible: f.checkVisibility ? f.checkVisibility() : true,
       }));
-      dom = { fields, text: el.innerText, labelShown: el.innerText.includes(runsOn) };
+      const r = el.getBoundingClientRect();
+      dom = { fields, text: el.innerText, labelShown: el.innerText.includes(runsOn), rect: [r.x, r.y, r.width, r.height], height: r.height / app.canvas.ds.scale };
     }
     out.push({
       id: n.id,
@@ -316,6 +317,7 @@ async function inspectLoaders({ loader, runsOn }) {
       index: widgets.findIndex((x) => x.name === runsOn),
       widget: w ? {
         type: w.type, value: w.value, tooltip: w.tooltip ?? null, serialize: w.serialize, optSerialize: w.options?.serialize,
+        displayValue: "_displayValue" in w ? w._displayValue : null, // what the canvas draws (concrete widgets)
         disabled: !!w.disabled, readOnly: !!(w.options?.read_only ?? w.options?.readonly ?? w.readonly), lastY: w.last_y ?? w.y ?? null,
         height: typeof w.computeSize === "function" ? w.computeSize(n.size[0])?.[1] ?? null : null,
       } : null,
@@ -499,7 +501,9 @@ async function checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, 
     const orig = want.find((o) => String(o.id) === String(l.id));
     const before = loadersBefore.find((b) => String(b.id) === String(l.id));
     const report = entry.outputs?.[String(l.id)]?.text?.[0];
-    log(`    ${tag}: output text ${JSON.stringify(report)}; widgets ${JSON.stringify(l.widgetNames)}; size ${l.size.map(Math.round)} (min ${l.minSize?.map(Math.round)})`);
+    log(`    ${tag}: output text ${JSON.stringify(report)}; widgets ${JSON.stringify(l.widgetNames)}; size ${l.size.map(Math.round)} (min ${l.minSize?.map(Math.round)}, before the run ${before?.size.map(Math.round)}); ` +
+      `element ${l.dom ? `${Math.round(l.dom.height)} high (before the run ${before?.dom ? Math.round(before.dom.height) : "?"}; graph units)` : "none"}`);
+    if (before && l.size[1] + 0.5 < before.size[1]) fail(`${tag}: the node shrank from ${before.size[1]} to ${l.size[1]} when the line was added`);
     if (typeof report !== "string" || !report.startsWith("networks on ") || !report.includes("aux ONNX models on")) {
       fail(`${tag}: output text ${JSON.stringify(entry.outputs?.[String(l.id)]?.text)} is not a device report`);
     }
@@ -515,6 +519,7 @@ async function checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, 
     if (w.tooltip !== w.value) fail(`${tag}: "${RUNS_ON}" tooltip ${JSON.stringify(w.tooltip)} is not its value`);
     if (w.type !== "text") fail(`${tag}: "${RUNS_ON}" is a ${w.type} widget (expected text)`);
     if (!w.disabled && !w.readOnly) fail(`${tag}: "${RUNS_ON}" is editable (neither disabled nor read-only)`);
+    if (!phase.vue && w.displayValue !== null && w.displayValue !== w.value) fail(`${tag}: the canvas draws "${RUNS_ON}" as ${JSON.stringify(w.displayValue)}, not its value`);
     if (w.serialize !== false || w.optSerialize !== false) fail(`${tag}: "${RUNS_ON}" serialize ${w.serialize}, options.serialize ${w.optSerialize} (expected false, false)`);
     if (l.index !== l.widgetNames.length - 1) fail(`${tag}: "${RUNS_ON}" is not the last widget (${l.widgetNames.join(", ")})`);
     // not serialized: the workflow keeps the file's widgets_values (as many as before the run, no report)
@@ -584,6 +589,29 @@ async function checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, 
     await centreOn(page, l.id);
     const clip = await nodeClip(page, l.id);
     if (clip.width > 10 && clip.height > 10) await page.screenshot({ path: path.join(dir, `${wfName}-node${l.id}-${LOADER}.png`), clip });
+    // read-only in the canvas: a real click on the line opens no edit prompt and changes nothing
+    if (!phase.vue) {
+      const at = await page.evaluate(([id, runsOn]) => {
+        const app = window.app;
+        const node = app.graph.getNodeById(id);
+        const w = node.widgets.find((x) => x.name === runsOn);
+        const h = w.computedHeight ?? window.LiteGraph?.NODE_WIDGET_HEIGHT ?? 20;
+        const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([node.pos[0] + node.size[0] * 0.6, node.pos[1] + (w.last_y ?? w.y) + h / 2]);
+        const r = app.canvas.canvas.getBoundingClientRect();
+        return { x: r.x + cx, y: r.y + cy };
+      }, [l.id, RUNS_ON]);
+      await page.mouse.click(at.x, at.y);
+      await sleep(400);
+      const after = await page.evaluate(([id, runsOn]) => {
+        const dialogs = [...document.querySelectorAll(".graphdialog, .litegraph .dialog")].filter((d) => d.checkVisibility?.() ?? true);
+        const n = dialogs.length;
+        dialogs.forEach((d) => (d.close ? d.close() : d.remove()));
+        return { dialogs: n, value: window.app.graph.getNodeById(id).widgets.find((x) => x.name === runsOn)?.value };
+      }, [l.id, RUNS_ON]);
+      if (after.dialogs) fail(`${tag}: a click on "${RUNS_ON}" opens an edit prompt`);
+      if (after.value !== w.value) fail(`${tag}: a click on "${RUNS_ON}" changed it to ${JSON.stringify(after.value)}`);
+      await page.keyboard.press("Escape");
+    }
     // a second run (onExecuted again, with the same report) must not add a second line
     const again = await page.evaluate(([id, runsOn, text]) => {
       const node = window.app.graph.getNodeById(id);
