@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .layout import DEFAULT_MODELS_ENV
 from .render.compositor import OUTPUTS
 from .render.renderer import BACKENDS, PRECISIONS
-from .validate import renamed
+from .validate import OptionError, renamed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime.driving import DrivingOptions
@@ -75,14 +75,20 @@ def job_options(args: argparse.Namespace) -> JobOptions:
 
 def driving_options(args: argparse.Namespace) -> DrivingOptions:
     """The :class:`~ditto_core.runtime.DrivingOptions` of ``generate --drive`` (errors name the flag). Parts default
-    to head pose and eyes from the video with ``--audio`` (lips from the speech), else everything the video moves."""
+    to head pose and eyes from the video with ``--audio`` (lips from the speech), else everything the video moves.
+    An absolute motion with ``--audio`` is refused here, before any model loads."""
     from .motion.parts import DRIVING_PARTS
     from .runtime.driving import DrivingOptions
 
     parts = args.drive_parts or ("head_pose,eyes" if args.audio else ",".join(DRIVING_PARTS))
     with renamed(GENERATE_FLAGS):
-        return DrivingOptions(parts=parts, mode=args.drive_mode, smoothing=args.drive_smoothing,
-                              face_index=args.face_index, max_frames=args.drive_max_frames)
+        options = DrivingOptions(parts=parts, mode=args.drive_mode, smoothing=args.drive_smoothing,
+                                 face_index=args.face_index, max_frames=args.drive_max_frames)
+        if args.audio and options.mode != "relative":
+            raise OptionError("DrivingOptions.mode", "'relative' when speech drives the lips", options.mode,
+                              "an absolute driving motion cannot be mixed with speech motion (which is relative); "
+                              "use relative or leave the audio out")
+    return options
 
 
 def add_generate_arguments(p: argparse.ArgumentParser) -> None:

@@ -341,9 +341,6 @@ def _check_row(line: int, row: Mapping[str, Any], base: Path, settings: RunSetti
         raise _Refused(fld, e.reason if e.reason else f"must be {e.expected}, got {e.got!r}") from None
     except ValueError as e:
         raise _Refused(None, str(e)) from None
-    if driving is not None and "audio" in paths and driving.mode != "relative":
-        raise _Refused("drive_mode", "an absolute driving motion cannot be mixed with speech motion (which is "
-                                     "relative); use \"relative\" or leave the audio out")
     out = (_output_name(row["out"]) if "out" in row else
            default_output_name(line, paths["source"], paths.get("audio"), paths.get("drive")))
     return Job(line=line, out=out, source=paths["source"], audio=paths.get("audio"), drive=paths.get("drive"),
