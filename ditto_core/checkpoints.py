@@ -376,10 +376,12 @@ def load_model(
     """
     spec = _spec(role)
     sd = load_state_dict(path, role)
-    model = spec.build()
+    with torch.device("meta"):  # no random init of weights the file replaces (about 2 s per load of the six)
+        model = spec.build()
     check_state_dict(sd, model.state_dict(), path, role)
     try:
-        model.load_state_dict(sd, strict=True)
+        # assign: the file's tensors become the parameters and buffers (strict: every one of them is in the file)
+        model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:  # e.g. an entry whose dtype cannot be copied
         first = (str(e).splitlines() or [""])[0]
         raise CheckpointError(f"{path}: could not be loaded into {spec.label}: {first}") from None
