@@ -130,10 +130,14 @@ def wait_ready(device: torch.device, event: torch.cuda.Event | None, tensors: tu
         return
     current = torch.cuda.current_stream(device)
     current.wait_event(event)
+    _used_by(tensors, current)
+
+
+def _used_by(tensors: tuple[torch.Tensor, ...], stream: torch.cuda.Stream) -> None:
+    """Mark the CUDA ones of ``tensors`` as used by ``stream`` (their memory is not reused until its work is done)."""
     for t in tensors:
         if t.is_cuda:
-            t.record_stream(current)
-
+            t.record_stream(stream)
 
 
 def own_stream(device: torch.device) -> torch.cuda.Stream | None:
@@ -154,13 +158,12 @@ def side_stream(stream: torch.cuda.Stream | None, device: torch.device,
         return
     current = torch.cuda.current_stream(device)
     stream.wait_stream(current)
-    for t in tensors:
-        if t.is_cuda:
-            t.record_stream(stream)
+    _used_by(tensors, stream)
     try:
         yield stream
     finally:
         current.wait_stream(stream)
+
 
 # ------------------------------------------------------------------------------------------ precision
 @functools.cache
