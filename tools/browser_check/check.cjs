@@ -333,6 +333,20 @@ async function inspectLoaders({ loader, runsOn }) {
 
 // Pixel statistics of RGBA data: share of non-transparent pixels, distinct colours (4 bits a channel), and how many
 // pixels are close to each series colour.
+// screen rectangles [x, y, w, h] of the nodes the Vue renderer lays out as DOM elements, by node id (the largest
+// element of each); empty with the canvas renderer
+async function nodeRects(page) {
+  return page.evaluate(() => {
+    const out = {};
+    for (const el of document.querySelectorAll("[data-node-id]")) {
+      const r = el.getBoundingClientRect();
+      const id = el.getAttribute("data-node-id");
+      if (r.width > 0 && r.height > 0 && (!out[id] || r.width * r.height > out[id][2] * out[id][3])) out[id] = [r.x, r.y, r.width, r.height];
+    }
+    return out;
+  });
+}
+
 function pixelStatsSource() {
   window.__bcPixelStats = (data, w, h, seriesRgb) => {
     const series = seriesRgb ?? window.__bcSeries;
@@ -569,15 +583,7 @@ async function checkLoaders(page, { phase, dir, wfName, wfJson, apiJson, entry, 
         if (shown.length > 1) fail(`${tag}: the Vue node shows the "${RUNS_ON}" line ${shown.length} times`);
       }
     }
-    const domRects = await page.evaluate(() => {
-      const out = {};
-      for (const el of document.querySelectorAll("[data-node-id]")) {
-        const r = el.getBoundingClientRect();
-        const id = el.getAttribute("data-node-id");
-        if (r.width > 0 && r.height > 0 && (!out[id] || r.width * r.height > out[id][2] * out[id][3])) out[id] = [r.x, r.y, r.width, r.height];
-      }
-      return out;
-    });
+    const domRects = await nodeRects(page);
     const useDom = phase.vue && Object.keys(domRects).length >= others.length;
     const box = (id, b) => (useDom ? domRects[String(id)] : b);
     for (const o of others) {
@@ -794,15 +800,7 @@ async function runPhase(browser, url, phase, results) {
       }
       // overlap of a grown curve node with any other node: the Vue renderer lays nodes out as DOM elements that can
       // be taller than node.size, so there the elements' rectangles count; the canvas renderer draws node.size
-      const domRects = await page.evaluate(() => {
-        const out = {};
-        for (const el of document.querySelectorAll("[data-node-id]")) {
-          const r = el.getBoundingClientRect();
-          const id = el.getAttribute("data-node-id");
-          if (r.width > 0 && r.height > 0 && (!out[id] || r.width * r.height > out[id][2] * out[id][3])) out[id] = [r.x, r.y, r.width, r.height];
-        }
-        return out;
-      });
+      const domRects = await nodeRects(page);
       const useDom = phase.vue && Object.keys(domRects).length >= info.others.length;
       const boxOf = (n) => (useDom ? domRects[String(n.id)] : n.bounding);
       for (const n of info.nodes) {
