@@ -42,6 +42,7 @@ __all__ = [
     "MODELS",
     "SEARCH_DIRS",
     "load_state_dict",
+    "check_finite",
     "check_state_dict",
     "load_model",
     "identify_checkpoint",
@@ -343,6 +344,13 @@ def check_state_dict(
             f"{path}: does not fit {spec.label}: {len(dtypes)} entries of the wrong kind of dtype "
             f"({_fmt_keys(dtypes, 3)}); the file is damaged or not an official checkpoint"
         )
+    check_finite(state_dict, path, role)
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], role: str) -> None:
+    """Raise :class:`CheckpointError` naming ``path``, the keys and the counts when a floating tensor of
+    ``state_dict`` holds a NaN or an infinity (a damaged file)."""
+    spec = _spec(role)
     bad = []
     for k, t in state_dict.items():
         if not t.is_floating_point() or not t.numel():
@@ -540,7 +548,8 @@ def convert_folder(
     (:func:`~ditto_core.config.write_config_safetensors`, same content), which the loader prefers. Other files (onnx, task, ...) are
     copied unchanged when ``copy_other``, else skipped; ``.pth`` files that are not official
     names are skipped (never copied: they are pickles). Hidden files/folders (``.cache``)
-    are ignored. Every write goes to a temporary file that is then renamed. ``log`` gets
+    are ignored. A checkpoint holding a NaN or an infinity is refused (:func:`check_finite`) before its output is
+    written; every write goes to a temporary file that is then renamed. ``log`` gets
     one line per file (None = silent). Raises :class:`CheckpointError` on a bad checkpoint, a source that is
     not a folder, a destination that exists and is not a folder (or lies under a file), and a file that cannot
     be written (permission denied, disk full: no temporary file is left behind).
@@ -561,6 +570,7 @@ def convert_folder(
         spec = by_name.get(f.name)
         if spec is not None:
             sd = load_state_dict(f, spec.role)
+            check_finite(sd, f, spec.role)  # a damaged file is refused before anything is written
             tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
             out_rel = rel.with_suffix(".safetensors")
             meta = {"format": "pt", "ditto_role": spec.role, "source_file": f.name}

@@ -84,6 +84,23 @@ def test_nan_tensor_is_refused_with_file_and_key(synthetic_kit, tmp_path):
     assert "mlp.2.weight: 1 NaN of" in msg and "mlp.0.bias: 1 infinite of" in msg and "not finite" in msg
 
 
+
+def test_convert_refuses_a_damaged_checkpoint_before_writing_it(synthetic_kit, tmp_path, capsys):
+    """convert checks each checkpoint as loading does: a NaN weight names the file and key, and no output (nor a
+    temporary) is written for it; the command says it in one line."""
+    obj = _stitch_obj(synthetic_kit)
+    key = "module.mlp.2.weight"
+    obj["retarget_shoulder"][key] = obj["retarget_shoulder"][key].clone()
+    obj["retarget_shoulder"][key][1, 2] = float("nan")
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    torch.save(obj, src / "stitch_network.pth")
+    with pytest.raises(CheckpointError, match=r"stitch_network\.pth: not usable as .*mlp\.2\.weight: 1 NaN of"):
+        convert_folder(src, dst, log=None)
+    assert not dst.exists() or list(dst.rglob("*")) == []
+    assert main(["convert", str(src), str(dst)]) == 2
+    assert "not finite" in _one_error_line(capsys)
+
 def test_integer_tensor_where_float_expected(synthetic_kit, tmp_path):
     obj = _stitch_obj(synthetic_kit)
     key = "module.mlp.4.weight"
