@@ -118,6 +118,9 @@ def test_loaded_models_report_their_providers(synthetic_models, monkeypatch):
     fast = dataclasses.replace(synthetic_models, render=dataclasses.replace(synthetic_models.render, compile=True))
     assert fast.device_report().startswith("networks on cpu (fp32); renderer pytorch + compile; warp 3-D ops "
                                            "grid_sample decomposed, avg_pool3d native, upsample_nearest3d native; ")
+    trt = dataclasses.replace(synthetic_models, backend="tensorrt")
+    assert trt.device_report().startswith("networks on cpu (fp32); renderer pytorch (tensorrt unavailable: the models "
+                                          "run on cpu, TensorRT needs a CUDA device); ")
     monkeypatch.setattr(onnx_utils, "_installed", lambda dist: dist == "onnxruntime")
     on_cuda = dataclasses.replace(synthetic_models, device=torch.device("cuda", 0))  # as loaded for CUDA, on a CPU ort
     assert on_cuda.provider_report().endswith(

@@ -198,8 +198,9 @@ class DittoModels:
 
     def device_report(self) -> str:
         """Where everything runs, one line (the Load Ditto Models node shows it after a run): the torch device and
-        precision, the renderer backend with its speed options and the warp's 3-D ops path ("native" or "decomposed"
-        per op, from the device's probe), then :meth:`provider_report`."""
+        precision, the renderer backend with its speed options (TensorRT where it cannot run: the PyTorch renderer
+        the models fall back to, and why), the warp's 3-D ops path ("native" or "decomposed" per op, from the
+        device's probe), then :meth:`provider_report`."""
         from ..models.blocks import volume_ops
 
         options = [name.replace("_", " ") for name in ("cuda_graphs", "compile", "channels_last")
@@ -208,6 +209,11 @@ class DittoModels:
         paths = sorted({ops.grid_sample, ops.avg_pool3d, ops.upsample_nearest3d})
         warp = paths[0] if len(paths) == 1 else str(ops)
         backend = self.render.backend or self.backend
+        if backend == "tensorrt":
+            from ..render.tensorrt import tensorrt_available
+
+            ok, why = tensorrt_available(self.device)
+            backend = "tensorrt" if ok else f"pytorch (tensorrt unavailable: {why})"
         return (f"networks on {self.device} ({self.precision}); renderer {backend}"
                 f"{' + ' + ', '.join(options) if options else ''}; warp 3-D ops {warp}; {self.provider_report()}")
 
