@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .layout import DEFAULT_MODELS_ENV
 from .render.compositor import OUTPUTS
-from .render.renderer import BACKENDS, PRECISIONS
+from .render.renderer import BACKENDS, PRECISIONS, SPEED_OPTIONS
 from .validate import OptionError, renamed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,8 +68,7 @@ def job_options(args: argparse.Namespace) -> JobOptions:
                               blink_interval=args.blink, drive_eye=False if args.no_drive_eye else None,
                               fade_in=args.fade_in, fade_out=args.fade_out),
             render=RenderOptions(output=args.output, batch_size=args.batch_size, backend=args.renderer,
-                                 cuda_graphs=getattr(args, "cuda_graphs", False), compile=getattr(args, "compile", False),
-                                 channels_last=getattr(args, "channels_last", False)),
+                                 **{name: getattr(args, name, False) for name in SPEED_OPTIONS}),
         )
 
 
@@ -163,9 +162,10 @@ def add_renderer_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renderer", default="pytorch", choices=BACKENDS,
                    help="renderer backend; tensorrt needs an NVIDIA GPU and the tensorrt package (engines are built "
                    "on first use and cached beside the models), else the PyTorch renderer is used with a warning")
-    p.add_argument("--cuda-graphs", action="store_true", help="GPU speed option (CUDA only; ignored with a warning "
-                   "elsewhere): capture warp + decode once per batch size and replay it")
-    p.add_argument("--compile", action="store_true", help="GPU speed option: torch.compile the warp and decoder on "
-                   "first use (minutes to compile)")
-    p.add_argument("--channels-last", action="store_true", help="GPU speed option: the decoder in channels-last "
-                   "memory format")
+    for name, what in SPEED_OPTIONS.items():
+        p.add_argument(speed_flag(name), action="store_true", help=f"GPU speed option: {what}")
+
+
+def speed_flag(name: str) -> str:
+    """The command-line flag of a speed option: ``cuda_graphs`` -> ``--cuda-graphs``."""
+    return "--" + name.replace("_", "-")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..cli_options import add_batch_size_argument, add_models_arguments, add_renderer_argument
+from ..render.renderer import SPEED_OPTIONS
 from ..validate import check_int, renamed
 from .jobs import JOB_FIELDS, RunSettings, read_jobs
 from .runner import DEFAULT_MAX_SOURCES, SUMMARY_NAME, BatchReport
@@ -67,7 +68,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     with renamed({"download": "--no-download"}):
         settings = RunSettings(models=args.models, device=args.device, precision=args.precision,
                                renderer=args.renderer, batch_size=args.batch_size, download=not args.no_download,
-                               cuda_graphs=args.cuda_graphs, compile=args.compile, channels_last=args.channels_last)
+                               **{name: getattr(args, name) for name in SPEED_OPTIONS})
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {args.out!r}: not a folder")

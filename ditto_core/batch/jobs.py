@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from ..cli_options import GENERATE_FLAGS, add_generate_arguments, driving_options, job_options
+from ..cli_options import GENERATE_FLAGS, add_generate_arguments, driving_options, job_options, speed_flag
 from ..errors import InputError
-from ..render.renderer import BACKENDS, PRECISIONS
+from ..render.renderer import BACKENDS, PRECISIONS, SPEED_OPTIONS
 from ..validate import OptionError, check_bool, check_choice, check_int
 from ..video import VIDEO_SUFFIXES
 
@@ -57,7 +57,7 @@ __all__ = [
 #: ``generate``'s run-level settings: flags of ``batch`` (the same for every job), never job fields
 RUN_FLAGS: dict[str, str] = {"models": "--models", "no_download": "--no-download", "device": "--device",
                              "precision": "--precision", "batch_size": "--batch-size", "renderer": "--renderer",
-                             "cuda_graphs": "--cuda-graphs", "compile": "--compile", "channels_last": "--channels-last"}
+                             **{name: speed_flag(name) for name in SPEED_OPTIONS}}
 #: ``generate`` flags that a batch job has no use for
 _NOT_JOB = ("help", "stream", "quiet")
 #: the fields that name input files
@@ -109,7 +109,7 @@ class RunSettings:
         check_choice("--renderer", self.renderer, BACKENDS)
         object.__setattr__(self, "batch_size", check_int("--batch-size", self.batch_size, 1, 1024))
         object.__setattr__(self, "download", check_bool("download", self.download))
-        for name in ("cuda_graphs", "compile", "channels_last"):
+        for name in SPEED_OPTIONS:
             object.__setattr__(self, name, check_bool(RUN_FLAGS[name], getattr(self, name)))
 
     def models_dir(self) -> Path:
@@ -121,14 +121,17 @@ class RunSettings:
         """The run-level entries of ``generate``'s namespace."""
         return {"models": self.models, "no_download": not self.download, "device": self.device,
                 "precision": self.precision, "batch_size": self.batch_size, "renderer": self.renderer,
-                "cuda_graphs": self.cuda_graphs, "compile": self.compile, "channels_last": self.channels_last}
+                **self.speed_options()}
+
+    def speed_options(self) -> dict[str, bool]:
+        """``{name: on}`` for each of :data:`~ditto_core.render.SPEED_OPTIONS`."""
+        return {name: getattr(self, name) for name in SPEED_OPTIONS}
 
     def render_options(self) -> RenderOptions:
         """The run's :class:`~ditto_core.runtime.RenderOptions` (a job adds only its ``output``)."""
         from ..runtime.options import RenderOptions
 
-        return RenderOptions(batch_size=self.batch_size, backend=self.renderer, cuda_graphs=self.cuda_graphs,
-                             compile=self.compile, channels_last=self.channels_last)
+        return RenderOptions(batch_size=self.batch_size, backend=self.renderer, **self.speed_options())
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ __all__ = [
     "Renderer",
     "RendererConfig",
     "RendererFactory",
+    "SPEED_OPTIONS",
     "autocast_context",
     "make_renderer",
     "register_backend",
@@ -61,6 +62,14 @@ log = logging.getLogger("ditto")
 PRECISIONS = ("fp32", "fp16", "bf16")
 #: the built-in renderer backends
 BACKENDS = ("pytorch", "tensorrt")
+#: the PyTorch renderer's GPU speed options (:class:`RendererConfig` bools, off by default, safe on every device) and
+#: what each does: the one list the library, the command line, the batch runner and the reports take them from
+SPEED_OPTIONS: dict[str, str] = {
+    "cuda_graphs": "CUDA only (ignored with a warning elsewhere): capture warp + decode once per batch size and "
+                   "replay it",
+    "compile": "torch.compile the warp and decoder on first use (minutes to compile)",
+    "channels_last": "the decoder in channels-last memory format",
+}
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -120,7 +129,7 @@ class RendererConfig:
             raise ValueError(f"large_kernel must be one of {LARGE_KERNEL_MODES}, got {self.large_kernel!r}")
         if not isinstance(self.grid_sample, str) or self.grid_sample not in GRID_SAMPLE_MODES:
             raise ValueError(f"grid_sample must be one of {GRID_SAMPLE_MODES}, got {self.grid_sample!r}")
-        for name in ("channels_last", "compile", "cuda_graphs"):
+        for name in SPEED_OPTIONS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")  # noqa: TRY004
 

@@ -203,8 +203,7 @@ class DittoModels:
         device's probe), then :meth:`provider_report`."""
         from ..models.blocks import volume_ops
 
-        options = [name.replace("_", " ") for name in ("cuda_graphs", "compile", "channels_last")
-                   if getattr(self.render, name)]
+        options = [name.replace("_", " ") for name, on in self.render.speed_options().items() if on]
         ops = volume_ops("auto", self.device)
         paths = sorted({ops.grid_sample, ops.avg_pool3d, ops.upsample_nearest3d})
         warp = paths[0] if len(paths) == 1 else str(ops)

@@ -27,7 +27,7 @@ from ..conditions import Emotion
 from ..face.detect import FACE_ORDERS
 from ..motion.controls import ClipControls, FrameControls
 from ..render.compositor import OUTPUTS
-from ..render.renderer import BACKENDS, RendererConfig
+from ..render.renderer import BACKENDS, SPEED_OPTIONS, RendererConfig
 from ..stitch import StitchConfig
 from ..validate import OptionError, check_bool, check_choice, check_int, check_number
 
@@ -183,7 +183,7 @@ class RenderOptions:
         check_choice("RenderOptions.output", self.output, STREAM_OUTPUTS)
         _set(self, "batch_size", check_int("RenderOptions.batch_size", self.batch_size, 1, 1024))
         check_choice("RenderOptions.backend", self.backend, BACKENDS, optional=True)
-        for name in ("cuda_graphs", "channels_last", "compile"):
+        for name in SPEED_OPTIONS:
             _set(self, name, check_bool(f"RenderOptions.{name}", getattr(self, name)))
 
     def for_device(self, device: torch.device | str) -> RenderOptions:
@@ -196,8 +196,11 @@ class RenderOptions:
 
     def renderer_config(self, precision: str) -> RendererConfig:
         """The :class:`~ditto_core.render.RendererConfig` of these options in ``precision`` (the models')."""
-        return RendererConfig(precision, self.batch_size, channels_last=self.channels_last, compile=self.compile,
-                              cuda_graphs=self.cuda_graphs)
+        return RendererConfig(precision, self.batch_size, **self.speed_options())
+
+    def speed_options(self) -> dict[str, bool]:
+        """``{name: on}`` for each of :data:`~ditto_core.render.SPEED_OPTIONS`."""
+        return {name: getattr(self, name) for name in SPEED_OPTIONS}
 
 
 @dataclass(frozen=True)
