@@ -36,7 +36,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (REPO_ROOT, describe_environment, ensure_repo_on_path, fmt_num, format_table, load_average,
-                    machine_info, median, now_iso, versions)
+                    machine_info, median, now_iso, report, versions)
 
 ensure_repo_on_path()
 
@@ -276,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         return child(argv[1:])
     args = parse_args(argv)
     result = run_all(args)
-    print(format_result(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_result(result), result, args.json)
     return 0
 
 

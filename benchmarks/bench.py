@@ -60,6 +60,7 @@ from common import (
     median,
     now_iso,
     peak_rss_mib,
+    report,
     reset_peak_rss,
     versions,
 )
@@ -865,9 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         result = run_benchmark(opts, log=log)
         text = format_result(result)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(text, result, a.json)
     return 0
 
 

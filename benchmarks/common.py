@@ -321,6 +321,15 @@ def fmt_spread(values: Sequence[float]) -> str:
     return "-" if s is None else f"{s:.0f}%"
 
 
+def report(text: str, result: dict[str, Any], json_path: str | os.PathLike[str] | None) -> None:
+    """Print a script's table ``text``; with ``json_path`` also write ``result`` there as indented JSON."""
+    import json
+
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown pipe table with aligned columns (paste it into RESULTS.md as is)."""
     cols = len(headers)

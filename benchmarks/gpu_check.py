@@ -50,7 +50,6 @@ when targets are missed (the script measures, it does not judge); 1 only when a 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -75,6 +74,7 @@ from common import (
     measure,
     median,
     now_iso,
+    report,
     versions,
 )
 
@@ -816,9 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[gpu-check {time.perf_counter() - t0:5.0f} s] {m}", file=sys.stderr, flush=True)
 
     result = run_check(opts, log=log, t0=t0)
-    print(format_check(result))
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_check(result), result, a.json)
     return 1 if any(r["error"] for r in result["rows"]) else 0
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import re
@@ -65,6 +64,7 @@ from common import (
     load_average,
     machine_info,
     now_iso,
+    report,
     versions,
 )
 
@@ -612,9 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[live-latency {time.perf_counter() - t0:5.0f} s] {m}", file=sys.stderr, flush=True)
 
     result = run_all(a, log)
-    print(format_result(result))
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_result(result), result, a.json)
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -45,6 +44,7 @@ from common import (
     measure,
     median,
     now_iso,
+    report,
     versions,
 )
 
@@ -317,9 +317,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[NetworkBenchOptions, 
 def main(argv: Sequence[str] | None = None) -> int:
     opts, json_path = parse_args(argv)
     result = run_networks(opts, log=lambda m: print(f"[networks] {m}", file=sys.stderr, flush=True))
-    print(format_networks(result))
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_networks(result), result, json_path)
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (REPO_ROOT, current_rss_mib, describe_environment, ensure_repo_on_path, fmt_num, format_table,
-                    load_average, machine_info, now_iso, peak_rss_mib, reset_peak_rss, versions)
+                    load_average, machine_info, now_iso, peak_rss_mib, report, reset_peak_rss, versions)
 
 ensure_repo_on_path()
 
@@ -138,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.child_json).write_text(json.dumps(res) + "\n", encoding="utf-8")
         return 0
     result = run_all(a)
-    print(format_result(result))
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_result(result), result, a.json)
     return 0
 
 

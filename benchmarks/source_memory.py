@@ -26,7 +26,6 @@ about 10 s per frame on a 2-core CPU; which volumes reach the renderer does not 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from common import (describe_environment, ensure_repo_on_path, fmt_num, format_table, load_average, machine_info,
-                    now_iso, versions)
+                    now_iso, report, versions)
 
 ensure_repo_on_path()
 
@@ -175,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.models).is_dir():
         ap.error(f"--models: no such folder {a.models}")
     result = run_all(a)
-    print(format_result(result))
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report(format_result(result), result, a.json)
     return 0
 
 

@@ -160,6 +160,20 @@ def synthetic_models(synthetic_kit):
     return DittoModels.load(synthetic_kit, device="cpu", precision="fp32", download=False, progress=False)
 
 
+def run_bench_script(name: str, args: list, cwd: Path, timeout: float = 1200):
+    """Run ``benchmarks/<name>.py`` with ``args`` as a user does (a fresh process in ``cwd``, its figures written with
+    ``--json``), assert that it exits 0 -> ``(the completed process, the JSON it wrote)``."""
+    import json
+    import subprocess
+    import sys
+
+    out = Path(cwd) / f"{name}.json"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / f"{name}.py"), *map(str, args),
+                           "--json", str(out)], check=False, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    return proc, json.loads(out.read_text())
+
+
 def load_bench_script(name: str):
     """Import a script of benchmarks/ (``"bench"``, ``"gpu_check"``, ...) as a module: they are run as scripts, not
     installed."""

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
+from conftest import REPO_ROOT, is_pos, load_bench_script, run_bench_script, table_rows
 
 from ditto_core.audio import frame_count
 
@@ -121,17 +121,11 @@ def test_networks_argument_parsing(networks):
 
 def test_networks_script_end_to_end(tmp_path):
     """The script as a user runs it: the stitching MLP and one DiT step, one repeat; table and JSON structure."""
-    out = tmp_path / "networks.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "networks.py"), "--networks", "stitching", "dit", "--steps", "1",
-         "--repeats", "1", "--warmup", "0", "--batch", "3", "--overlap", "20", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, res = run_bench_script("networks", ["--networks", "stitching", "dit", "--steps", "1", "--repeats", "1",
+                                  "--warmup", "0", "--batch", "3", "--overlap", "20"], tmp_path, timeout=600)
     table = table_rows(proc.stdout)
     assert table[0] == ["network", "inputs", "precision", "ms/call", "frames/call", "ms/frame", "frames/s", "spread"]
     assert [r[0] for r in table[1:]] == ["stitching", "dit (1 step)"]
-    res = json.loads(out.read_text())
     assert res["schema"] == "ditto-bench-networks/1" and res["device"] == "cpu"
     assert {"cpu", "cores", "ram_gib", "load_average"} <= set(res["machine"])
     assert res["weights"].startswith("weight rule") and len(res["load_average_end"]) == 3
@@ -217,15 +211,9 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
     """The script as a user runs it, every stage, a 2-frame clip in fp32 (bf16 is emulated, far too slow, on a CPU
     without bf16 instructions): table on stdout, the JSON file, the offline renderer stage and its comparison with
     the stream."""
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "bench.py"), "--models", str(synthetic_kit), "--device", "cpu",
-         "--precision", "fp32", "--seconds", "0.08", "--size", "256", "--steps", "2", "--job-steps", "2",
-         "--batch-size", "1", "--repeats", "1", "--warmup", "0", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("bench", ["--models", str(synthetic_kit), "--device", "cpu", "--precision", "fp32",
+                                  "--seconds", "0.08", "--size", "256", "--steps", "2", "--job-steps", "2",
+                                  "--batch-size", "1", "--repeats", "1", "--warmup", "0"], tmp_path, timeout=1800)
     by = _check_rows(bench, res)
     assert res["inputs"]["frames"] == 2 and res["inputs"]["synthetic_models"]
     assert res["options"]["precision"] == "fp32" and res["options"]["backend"] == "pytorch"
@@ -261,15 +249,9 @@ def test_bench_script_end_to_end(bench, synthetic_kit, tmp_path):
 def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
     """--memory-scaling: one fresh process per clip (given the stand-in renderer: the backend reaches the children),
     both peaks and their ratio reported."""
-    out = tmp_path / "mem.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "bench.py"), "--memory-scaling", "--scaling-seconds", "0.04", "0.08",
-         "--models", str(synthetic_kit), "--device", "cpu", "--precision", "fp32", "--size", "256",
-         "--job-steps", "1", "--batch-size", "2", "--backend", "standin", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("bench", ["--memory-scaling", "--scaling-seconds", "0.04", "0.08", "--models",
+                                  str(synthetic_kit), "--device", "cpu", "--precision", "fp32", "--size", "256",
+                                  "--job-steps", "1", "--batch-size", "2", "--backend", "standin"], tmp_path)
     assert res["schema"] == "ditto-bench-memory/1" and res["options"]["backend"] == "standin"
     assert [r["seconds"] for r in res["runs"]] == [0.04, 0.08] and [r["frames"] for r in res["runs"]] == [1, 2]
     assert [r["backend"] for r in res["runs"]] == ["standin", "standin"]
@@ -283,14 +265,8 @@ def test_memory_scaling_mode(bench, synthetic_kit, tmp_path):
 def test_node_memory_script(synthetic_kit, tmp_path):
     """node_memory.py: each node and clip in a fresh process, through the pack's nodes; the output it reports is what
     the node made (Render Frames: 16 bytes per pixel and frame; Render Video: an mp4 file), and the ratios."""
-    out = tmp_path / "nodes.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "node_memory.py"), "--models", str(synthetic_kit), "--renderer", "standin",
-         "--seconds", "0.04", "0.12", "--size", "256", "--batch-size", "2", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("node_memory", ["--models", str(synthetic_kit), "--renderer", "standin",
+                                  "--seconds", "0.04", "0.12", "--size", "256", "--batch-size", "2"], tmp_path)
     assert [(r["node"], r["seconds"], r["frames"]) for r in res["runs"]] == [
         ("video", 0.04, 1), ("video", 0.12, 3), ("frames", 0.04, 1), ("frames", 0.12, 3)]
     for r in res["runs"]:
@@ -366,14 +342,8 @@ def test_source_memory_script(synthetic_kit, tmp_path):
     """source_memory.py: a 2- and a 4-frame video source registered through the runtime, the same 6 frames rendered
     from each (batch 2, the source read ping-pong): Source.f_s on the host, 2 volumes per render call whatever the
     source's length."""
-    out = tmp_path / "source.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "source_memory.py"), "--models", str(synthetic_kit), "--source-frames", "2",
-         "4", "--frames", "6", "--size", "256", "--batch-size", "2", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("source_memory", ["--models", str(synthetic_kit), "--source-frames", "2", "4",
+                                  "--frames", "6", "--size", "256", "--batch-size", "2"], tmp_path)
     assert res["schema"] == "ditto-bench-source-memory/1"
     vol = 32 * 16 * 64 * 64 * 4 / 2**20  # MiB per source frame
     assert [(r["source_frames"], r["frames"], r["calls"]) for r in res["runs"]] == [(2, 6, 3), (4, 6, 3)]

@@ -4,12 +4,10 @@ the graph-capturable DiT step against the masked forward, the lag arithmetic, ta
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
+from conftest import REPO_ROOT, is_pos, load_bench_script, run_bench_script, table_rows
 
 BENCH_DIR = REPO_ROOT / "benchmarks"
 
@@ -206,14 +204,9 @@ def test_gpu_check_tiny_on_the_cpu(gpu_check, synthetic_kit, tmp_path):
     """The script as a user runs it, --tiny on the CPU: every target row present, the CUDA-only rows skipped with the
     reason, the CPU rows measured; the table on stdout and the JSON file. Warp + decode are the stand-in (the script's
     own path is under test; the real renderer's frames, seconds each here, are the render and stream tests')."""
-    out = tmp_path / "gpu.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "gpu_check.py"), "--tiny", "--device", "cpu", "--models", str(synthetic_kit),
-         "--time-budget", "100000", "--json", str(out), "--options", "compile", "tensorrt", "--renderer", "standin"],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("gpu_check", ["--tiny", "--device", "cpu", "--models", str(synthetic_kit),
+                                  "--time-budget", "100000", "--options", "compile", "tensorrt", "--renderer",
+                                  "standin"], tmp_path, timeout=1800)
     assert res["schema"] == "ditto-gpu-check/1"
     assert {"date", "machine", "versions", "options", "setup", "rows", "wall_s", "load_average_end"} <= set(res)
     o = res["options"]

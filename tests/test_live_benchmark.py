@@ -4,13 +4,10 @@ never timings."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO_ROOT, is_pos, load_bench_script, table_rows
+from conftest import REPO_ROOT, is_pos, load_bench_script, run_bench_script, table_rows
 
 pytest.importorskip("aiohttp")
 
@@ -70,16 +67,10 @@ def test_argument_errors(live_latency, tmp_path):
 def test_live_latency_script_smallest_mode(live_latency, synthetic_kit, tmp_path):
     """Both configurations, 1 and 2 sessions, both paths: every row there, one frame per 40 ms of speech in each
     session, in order, none dropped; the ratios are the quotients of the rows; the table and the verdict line."""
-    out = tmp_path / "live.json"
     seconds, counts = 0.8, [1, 2]
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "live_latency.py"), "--models", str(synthetic_kit), "--device", "cpu",
-         "--renderer", "standin", "--steps", "2", "--seconds", str(seconds), "--sessions", *map(str, counts),
-         "--no-warmup", "--json", str(out)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
-    res = json.loads(out.read_text())
+    proc, res = run_bench_script("live_latency", ["--models", synthetic_kit, "--device", "cpu", "--renderer", "standin",
+                                                  "--steps", "2", "--seconds", seconds, "--sessions", *counts,
+                                                  "--no-warmup"], tmp_path, timeout=600)
     assert res["schema"] == "ditto-live-latency/1"
     assert {"date", "machine", "versions", "options", "inputs", "setup", "rows", "ratios", "targets", "wall_s"} <= set(res)
     o, inp = res["options"], res["inputs"]
